@@ -1,0 +1,75 @@
+"""The ``fer`` command: the same Prefect flows the UI and deployments run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run folder for sets, reports and manifest")
+    p.add_argument("--config", help="YAML/JSON config with ingest/dedup/split/align/resize/"
+                   "augment sections")
+    p.add_argument("--classes", help="class subset after mapping: 'paper' (the six) or a,b,c")
+    p.add_argument("--class-map", help="'fer2013' or old=New,... pairs")
+    p.add_argument("--augment", default="auto", help="paper | balance | none | auto "
+                   "(paper for the paper's six classes, balance otherwise)")
+    p.add_argument("--no-align", action="store_true", help="skip MTCNN alignment")
+    p.add_argument("--store", help="result store folder (default RUN_DIR/store)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="sections 4-5: folder of labelled faces -> saved sets")
+    p.add_argument("data", help="DATA/<class>/*, DATA/{train,test}/<class>/* or fer2013.csv")
+    _prepare_args(p)
+    d = sub.add_parser("demo", help="make the embedded demo dataset and prepare it")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--per-class", type=int, default=30)
+    return parser
+
+
+def cmd_prepare(args) -> int:
+    from fer_core.ingest import summarize_rejections
+    from fer_core.manifest import status_counts
+    from fer_core.store import read_frame
+    from flows.prepare import prepare
+
+    result = prepare(data=args.data, out=args.out, classes=args.classes,
+                     class_map=args.class_map, augment=args.augment, align=not args.no_align,
+                     config_file=args.config, store_root=args.store)
+    manifest = read_frame(result["manifest"])
+    print(f"manifest: {result['manifest']}  {status_counts(manifest)}")
+    for line in summarize_rejections(manifest):
+        print(line)
+    print(f"sets: {json.dumps(result['sets'])}  classes: {', '.join(result['classes'])}")
+    print(f"reports: {Path(args.out) / 'reports'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from fer_core.demo import DemoConfig, demo_images
+    from fer_core.store import write_dataset
+
+    data = Path(args.out) / "data"
+    n = write_dataset(data, demo_images(DemoConfig(per_class=args.per_class)))
+    print(f"demo dataset: {n} files in {data}")
+    ns = argparse.Namespace(data=str(data), out=args.out, config=None, classes=None,
+                            class_map=None, augment="auto", no_align=False, store=None)
+    return cmd_prepare(ns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"prepare": cmd_prepare, "demo": cmd_demo}[args.command](args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"fer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

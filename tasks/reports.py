@@ -1,0 +1,55 @@
+"""The report task: the paper's Tables 1-5 as CSV and Figures 2-5 as PNG, under RUN_DIR/reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+
+from fer_core import align, augment, distribution, figures, split, store
+from fer_core.manifest import KEPT
+from fer_core.store import Ref
+from tasks.prepare import IMAGES, TASK, _manifest
+
+
+@task(name="reports", task_run_name="reports", **TASK)
+def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str, ...],
+                 root: str, out_dir: str) -> dict[str, str]:
+    m = _manifest(manifest)
+    rep = Path(out_dir) / "reports"
+    index = store.read_frame(Path(resized.path) / "index.parquet")
+    plan = store.read_frame(Path(augmented.path) / "plan.parquet")
+    before = index.loc[index["split"] == "train", "label"].to_numpy()
+    dist = distribution.class_distribution(m)
+    aug = augment.augmentation_table(before, plan, classes)
+    tables = {"distribution": dist, "split": split.split_table(m, classes),
+              "alignment": align.alignment_table(m, classes), "augmentation": aug}
+    for name, table in tables.items():
+        store.write_csv(rep / f"{name}.csv", table)
+    per_class = dist[dist["class"] != "Total"]
+    store.write_figure(rep / "fig2_distribution.png", figures.histogram(
+        dict(zip(per_class["class"], per_class["before_dedup"], strict=True)),
+        title="Original data distribution (Figure 2)"))
+    after = aug[aug["class"] != "Total"]
+    store.write_figure(rep / "fig5_augmented_distribution.png", figures.histogram(
+        dict(zip(after["class"], after["after"], strict=True)),
+        title="Augmented training distribution (Figure 5)"))
+    _examples(m, index, store.read_array(Path(resized.path) / IMAGES), root, rep)
+    store.write_frame(Path(out_dir) / "manifest.parquet", m)
+    return {name: str(rep / f"{name}.csv") for name in tables}
+
+
+def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
+    """Figure 3 (an input face and its pre-processed version) and Figure 4 (its noisy copies)."""
+    train = m[(m["status"] == KEPT) & (m["split"] == "train")]
+    pick = train[train["aligned"]] if train["aligned"].any() else train
+    path = pick["path"].iloc[0]
+    face = images[int(np.flatnonzero(index["path"].to_numpy() == path)[0])]
+    store.write_figure(rep / "fig3_preprocessed.png", figures.example_faces(
+        [store.read_image(root, path), face], ["input", "aligned, 96x96, /255"],
+        title=f"A pre-processed image (Figure 3): {path}"))
+    noisy = [augment.add_noise(face, kind, seed=0) for kind in augment.NOISES]
+    store.write_figure(rep / "fig4_augmented.png", figures.example_faces(
+        [face, *noisy], ["pre-processed", *augment.NOISES],
+        title="Augmented images (Figure 4)"))
