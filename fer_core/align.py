@@ -64,7 +64,7 @@ def plan_batches(manifest: pd.DataFrame, cfg: AlignConfig) -> list[list[str]]:
 def detect_landmarks(images: list[np.ndarray], detector) -> pd.DataFrame:
     """Eye and nose landmarks of the largest face in each image (NaN where none is found)."""
     rows = [_no_face() for _ in images]
-    for shape, idx in _by_shape(images).items():
+    for _shape, idx in _by_shape(images).items():
         batch = np.stack([images[i] for i in idx])
         _, probs, points = detector.detect(batch, landmarks=True)
         for i, prob, pts in zip(idx, probs, points, strict=True):
@@ -111,7 +111,8 @@ def merge_alignment(manifest: pd.DataFrame, paths: list[str], found: pd.DataFram
     out = manifest.copy()
     pos = pd.Index(out["path"]).get_indexer(paths)
     if (pos < 0).any():
-        raise KeyError(f"alignment results for paths not in the manifest: {paths[int(np.argmin(pos))]}")
+        missing = paths[int(np.argmin(pos))]
+        raise KeyError(f"alignment results for a path not in the manifest: {missing}")
     for col in DETECTION_COLUMNS:
         out.loc[out.index[pos], col] = found[col].to_numpy()
     return out

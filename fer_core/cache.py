@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +21,7 @@ import fer_core
 _SHARED = ("manifest", "store", "cache")
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_source_hash(name: str) -> str:
     path = Path(fer_core.__file__).parent / f"{name}.py"
     return hashlib.sha256(path.read_bytes()).hexdigest()

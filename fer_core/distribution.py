@@ -22,7 +22,8 @@ def class_distribution(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_total(table: pd.DataFrame, *, label_col: str = "class") -> pd.DataFrame:
-    numeric = [c for c in table.columns if c != label_col and pd.api.types.is_integer_dtype(table[c])]
+    numeric = [c for c in table.columns
+               if c != label_col and pd.api.types.is_integer_dtype(table[c])]
     total = {label_col: "Total", **{c: int(table[c].sum()) for c in numeric}}
     for c in table.columns:
         total.setdefault(c, "")

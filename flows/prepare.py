@@ -37,7 +37,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     found = align_batch_task.map(batches, range(len(batches)), unmapped(manifest),
                                  unmapped(cfg.align), unmapped(root), unmapped(store_root))
     manifest = merge_alignment_task(manifest, found.result(), store_root)
-    resized = resize_task(manifest, cfg.resize, root, store_root)           # 5: 96x96 (/255 at load)
+    resized = resize_task(manifest, cfg.resize, root, store_root)           # 5: 96x96, /255 on load
     augmented = augment_task(resized, classes, cfg.augment, store_root)     # 5: noise augmentation
     counts = save_task(resized, augmented, classes, out_dir)                # 5: one-hot, save
     reports = reports_task(manifest, resized, augmented, classes, root, out_dir)

@@ -1,0 +1,58 @@
+"""Shared fixtures: real FER2013 images from ../shared, and an isolated Prefect backend."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+FER2013_TAR = Path(os.environ.get("FER2013_TAR", REPO.parent / "shared/data/fer2013.tar.gz"))
+
+
+@pytest.fixture(scope="session")
+def prefect_backend():
+    """A throw-away Prefect database for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def extract_fer2013_subset(dest: Path, *, per_class: dict[str, int]) -> Path:
+    """The first N files (archive order) of each ``subset/class`` key, e.g. {"train/happy": 40}."""
+    if not FER2013_TAR.exists():
+        pytest.skip(f"FER2013 not found at {FER2013_TAR} (set FER2013_TAR)")
+    taken: dict[str, int] = {}
+    with tarfile.open(FER2013_TAR) as tar:
+        for member in tar:
+            parts = Path(member.name).parts  # fer2013/<subset>/<class>/<file>
+            if not member.isfile() or len(parts) != 4:
+                continue
+            key = f"{parts[1]}/{parts[2]}"
+            if taken.get(key, 0) >= per_class.get(key, 0):
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            target = dest / parts[1] / parts[2] / parts[3]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
+    return dest
+
+
+@pytest.fixture(scope="session")
+def fer2013_small(tmp_path_factory) -> Path:
+    """A real FER2013 subset in its train/test layout: 7 classes, 40 + 10 images each."""
+    classes = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    counts = {f"train/{c}": 40 for c in classes} | {f"test/{c}": 10 for c in classes}
+    return extract_fer2013_subset(tmp_path_factory.mktemp("fer2013") / "fer2013", per_class=counts)
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    from skimage import data
+
+    return data.astronaut()

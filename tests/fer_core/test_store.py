@@ -1,0 +1,70 @@
+"""The result store: atomic writes, and sealed results that are never trusted when damaged."""
+
+import numpy as np
+import pytest
+
+from fer_core import store
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError), store.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash mid-write")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_array_writer_streams_and_refuses_a_short_write(tmp_path):
+    w = store.ArrayWriter(tmp_path / "a.npy", (5, 2, 2, 3))
+    for start in range(0, 5, 2):
+        w.append(np.full((min(2, 5 - start), 2, 2, 3), start, np.uint8))
+    ref = w.close()
+    arr = store.read_array(ref.path)
+    assert arr.shape == (5, 2, 2, 3) and arr[4, 0, 0, 0] == 4
+    short = store.ArrayWriter(tmp_path / "b.npy", (5, 2))
+    short.append(np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="wrote 2 of 5"):
+        short.close()
+    assert not (tmp_path / "b.npy").exists()
+
+
+def _produce(calls):
+    def make(out):
+        calls.append(out)
+        store.write_array(out / "x.npy", np.arange(1000, dtype=np.uint8))
+        return {"n": 1000}
+    return make
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "alter", "unsealed"])
+def test_damaged_results_are_recomputed(tmp_path, damage):
+    calls = []
+    first, reused = store.run_stage(tmp_path / "r", _produce(calls))
+    assert not reused and store.result_meta(first) == {"n": 1000}
+    again, reused = store.run_stage(tmp_path / "r", _produce(calls))
+    assert reused and again == first and len(calls) == 1
+    target = tmp_path / "r" / "x.npy"
+    if damage == "delete":
+        target.unlink()
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "alter":
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 0xFF
+        target.write_bytes(bytes(data))
+    else:
+        (tmp_path / "r" / store.DONE).unlink()
+    redone, reused = store.run_stage(tmp_path / "r", _produce(calls))
+    assert not reused and len(calls) == 2 and redone == first
+
+
+def test_saved_set_divides_by_255_at_load(tmp_path):
+    base = tmp_path / "sets"
+    store.write_array(base / "val" / "images.npy", np.full((2, 4, 4, 3), 255, np.uint8))
+    store.write_array(base / "val" / "labels.npy", np.eye(2, dtype=np.uint8))
+    store.write_json(base / store.SETS_META, {"classes": ["a", "b"], "splits": {"val": 2}})
+    s = store.load_set(tmp_path, "val")
+    assert isinstance(s.images, np.memmap) and s.images.dtype == np.uint8
+    assert s.float_batch(slice(None)).max() == 1.0 and s.targets.tolist() == [0, 1]
+    with pytest.raises(FileNotFoundError, match="no 'test' set"):
+        store.load_set(tmp_path, "test")
