@@ -26,10 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="sections 4-5: folder of labelled faces -> saved sets")
     p.add_argument("data", help="DATA/<class>/*, DATA/{train,test}/<class>/* or fer2013.csv")
     _prepare_args(p)
+    p.set_defaults(func=cmd_prepare)
     d = sub.add_parser("demo", help="make the embedded demo dataset and prepare it")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--per-class", type=int, default=30)
+    d.set_defaults(func=cmd_demo)
+    for register in _registrars():
+        register(sub)
     return parser
+
+
+def _registrars():
+    """Sub-commands that live beside their flows (each module has ``register(sub)``)."""
+    import importlib
+
+    names = ("flows.cli_train", "flows.cli_predict")
+    return [importlib.import_module(n).register for n in names
+            if importlib.util.find_spec(n) is not None]
 
 
 def cmd_prepare(args) -> int:
@@ -65,7 +78,7 @@ def cmd_demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"prepare": cmd_prepare, "demo": cmd_demo}[args.command](args)
+        return args.func(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"fer {args.command}: error: {e}", file=sys.stderr)
         return 2
