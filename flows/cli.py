@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrars():
     """Sub-commands that live beside their flows (each module has ``register(sub)``)."""
     import importlib
+    import importlib.util
 
     names = ("flows.cli_train", "flows.cli_predict")
     return [importlib.import_module(n).register for n in names
