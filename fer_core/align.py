@@ -51,13 +51,23 @@ def load_detector(cfg: AlignConfig):
                  select_largest=True, device=resolve_device(cfg.device))
 
 
-def plan_batches(manifest: pd.DataFrame, cfg: AlignConfig) -> list[list[str]]:
-    """Paths of the images to align, grouped by size into batches of at most batch_size."""
+def plan_batches(manifest: pd.DataFrame, cfg: AlignConfig) -> list[pd.DataFrame]:
+    """The images to align (path, sha1), grouped by size into batches of about batch_size.
+
+    Batch boundaries are content-defined (an image whose SHA-1 is 0 mod batch_size ends a
+    batch), so adding or removing one image changes only the batch it falls in, and every
+    other batch keeps its images, its key and its cached result.
+    """
     todo = manifest[(manifest["status"] == KEPT) & (manifest["split"] != "")]
-    batches: list[list[str]] = []
-    for _, group in todo.sort_values("path").groupby(["height", "width"], sort=True):
-        paths = group["path"].tolist()
-        batches.extend(paths[i:i + cfg.batch_size] for i in range(0, len(paths), cfg.batch_size))
+    batches: list[pd.DataFrame] = []
+    for _, group in todo.sort_values("sha1").groupby(["height", "width"], sort=True):
+        group = group[["path", "sha1"]].reset_index(drop=True)
+        ends = group["sha1"].map(lambda h: int(h[:12], 16) % cfg.batch_size == 0).to_numpy()
+        start = 0
+        for i in range(len(group)):
+            if ends[i] or i + 1 - start >= 2 * cfg.batch_size or i == len(group) - 1:
+                batches.append(group.iloc[start:i + 1].reset_index(drop=True))
+                start = i + 1
     return batches
 
 
@@ -115,6 +125,13 @@ def merge_alignment(manifest: pd.DataFrame, paths: list[str], found: pd.DataFram
         raise KeyError(f"alignment results for a path not in the manifest: {missing}")
     for col in DETECTION_COLUMNS:
         out.loc[out.index[pos], col] = found[col].to_numpy()
+    return out
+
+
+def mark_failed(manifest: pd.DataFrame, paths: list[str], error: str) -> pd.DataFrame:
+    """A new manifest whose ``paths`` carry the error of their failed alignment batch."""
+    out = manifest.copy()
+    out.loc[out["path"].isin(paths), "align_error"] = error
     return out
 
 

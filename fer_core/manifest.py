@@ -17,6 +17,7 @@ COLUMNS: dict[str, object] = {
     "path": "", "subset": "", "class": "", "sha1": "", "width": 0, "height": 0,
     "status": KEPT, "reason": "", "duplicate_of": "", "label": -1, "split": "",
     "aligned": False, **{c: np.nan for c in LANDMARKS}, "face_prob": np.nan, "angle": np.nan,
+    "align_error": "",  # an alignment batch that failed after its retries
 }
 _DTYPES = {"width": "int64", "height": "int64", "label": "int64", "aligned": "bool",
            **{c: "float64" for c in (*LANDMARKS, "face_prob", "angle")}}

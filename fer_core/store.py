@@ -318,9 +318,9 @@ def _file_entry(path: Path) -> dict:
     return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-def cached(out_dir: str | os.PathLike) -> dict | None:
+def cached(out_dir: str | os.PathLike, *, full: bool = True) -> dict | None:
     """The metadata of a complete result in ``out_dir``, or None if any file is missing,
-    truncated or altered (such a result is never trusted: it is recomputed)."""
+    truncated or (with ``full``, by its hash) altered: such a result is never trusted."""
     out_dir = Path(out_dir)
     try:
         done = read_json(out_dir / DONE)
@@ -330,9 +330,22 @@ def cached(out_dir: str | os.PathLike) -> dict | None:
         path = out_dir / name
         if not path.is_file() or path.stat().st_size != entry["size"]:
             return None
-        if file_sha256(path) != entry["sha256"]:
+        if full and file_sha256(path) != entry["sha256"]:
             return None
     return done
+
+
+def folder_fingerprint(root: str | os.PathLike) -> str:
+    """A cheap content key of a data folder or file: every file's path, size and mtime."""
+    root = Path(root)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    for d in ([] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_dir())):
+        h.update(f"{d.relative_to(root).as_posix()}/\n".encode())  # empty class folders count
+    return h.hexdigest()
 
 
 def mark_done(out_dir: str | os.PathLike, meta: dict | None = None) -> dict:

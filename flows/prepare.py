@@ -11,47 +11,85 @@ from fer_core import ingest, store
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
 from tasks.prepare import (
-    _manifest,
     align_batch_task,
     augment_task,
     duplicates_task,
     ingest_task,
     merge_alignment_task,
     plan_align_batches,
+    read_manifest,
     resize_task,
-    save_task,
     split_task,
 )
-from tasks.reports import reports_task
+from tasks.reports import publish_artifacts, reports_task
+from tasks.save import save_task
 
 
-def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None) -> dict:
+class AlignmentIncomplete(RuntimeError):
+    """Some alignment batches failed after their retries; their images are marked."""
+
+
+def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None, *,
+                 retries: int = 2, retry_delay_s: float = 2.0) -> dict:
     """Run every preparation stage of ``cfg`` and save the sets under ``out_dir``."""
     store_root = store_root or str(Path(out_dir) / "store")
     root = ingest.data_root(cfg.ingest.root)
-    manifest = ingest_task(cfg.ingest, store_root)                          # 4: read (OpenCV)
-    manifest = duplicates_task(manifest, cfg.dedup, store_root)             # 4: SHA-1 duplicates
-    manifest = split_task(manifest, cfg.split, store_root)                  # 4: encode, 80/20
-    classes = classes_of(_manifest(manifest))
-    batches = plan_align_batches(manifest, cfg.align)                       # 5: MTCNN alignment
-    found = align_batch_task.map(batches, range(len(batches)), unmapped(manifest),
-                                 unmapped(cfg.align), unmapped(root), unmapped(store_root))
-    manifest = merge_alignment_task(manifest, found.result(), store_root)
-    resized = resize_task(manifest, cfg.resize, root, store_root)           # 5: 96x96, /255 on load
-    augmented = augment_task(resized, classes, cfg.augment, store_root)     # 5: noise augmentation
-    counts = save_task(resized, augmented, classes, out_dir)                # 5: one-hot, save
+    manifest = ingest_task(cfg.ingest, store_root)                       # 4: read with OpenCV
+    manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
+    manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
+    manifest, failed = align_stage(manifest, cfg, root, store_root, retries, retry_delay_s)  # 5
+    classes = classes_of(read_manifest(manifest))
+    resized = resize_task(manifest, cfg.resize, root, store_root)        # 5: 96x96, /255 on load
+    augmented = augment_task(resized, classes, cfg.augment, store_root)  # 5: noise augmentation
+    counts = save_task(resized, augmented, classes, out_dir)             # 5: one-hot, save
     reports = reports_task(manifest, resized, augmented, classes, root, out_dir)
+    publish_artifacts(reports, out_dir)
     return {"classes": list(classes), "sets": counts, "reports": reports,
-            "manifest": str(Path(out_dir) / "manifest.parquet")}
+            "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed}
+
+
+def align_stage(manifest, cfg: PrepareConfig, root: str, store_root: str, retries: int,
+          retry_delay_s: float):
+    """MTCNN over content-defined batches, each a task with retries and backoff.
+
+    A batch that still fails does not stop the others: its images are marked in the
+    manifest, and the flow fails naming it once the report of what did work is written.
+    """
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    batches = plan_align_batches(manifest, cfg.align)
+    task = align_batch_task.with_options(
+        retries=retries, retry_delay_seconds=[retry_delay_s * 2**i for i in range(retries)])
+    futures = task.map(batches, range(len(batches)), unmapped(cfg.align), unmapped(root),
+                       unmapped(store_root))
+    progress = create_progress_artifact(0.0, key="alignment-progress",
+                                        description="MTCNN alignment batches done")
+    done, failed = [], []
+    for i, (batch, future) in enumerate(zip(batches, futures, strict=True)):
+        future.wait()
+        if future.state.is_completed():
+            done.append(future.result())
+        else:
+            failed.append({"index": i, "first": batch["paths"][0], "paths": batch["paths"],
+                           "error": f"batch {i} failed: {future.state.message}"})
+        update_progress_artifact(progress, 100.0 * (i + 1) / max(1, len(batches)))
+    return merge_alignment_task(manifest, done, failed, store_root), failed
 
 
 @flow(name="prepare", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
 def prepare(data: str, out: str, classes: str | None = None, class_map: str | None = None,
             augment: str = "auto", align: bool = True, config_file: str | None = None,
-            store_root: str | None = None) -> dict:
+            store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0) -> dict:
     """Prepare a labelled face folder as the paper does: manifest to saved, augmented sets."""
     cfg = build_config(data, file=config_file, classes=classes, class_map=class_map,
                        augment=augment, align=align)
-    result = prepare_sets(cfg, out, store_root)
+    result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s)
     store.write_json(Path(out) / "prepare.json", {"config": cfg.to_dict(), **result})
+    if result["failed_batches"]:
+        names = ", ".join(f"#{f['index']} ({len(f['paths'])} images from {f['first']})"
+                          for f in result["failed_batches"])
+        raise AlignmentIncomplete(
+            f"alignment failed for batch(es) {names} after {retries} retries; their images are "
+            f"marked in {result['manifest']} (align_error) and the sets are saved without their "
+            "alignment. Rerun the same command (or `prefect flow-run retry`) to redo only them.")
     return result

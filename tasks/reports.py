@@ -10,13 +10,14 @@ from prefect import task
 from fer_core import align, augment, distribution, figures, split, store
 from fer_core.manifest import KEPT
 from fer_core.store import Ref
-from tasks.prepare import IMAGES, TASK, _manifest
+from tasks.caching import task_options
+from tasks.prepare import IMAGES, read_manifest
 
 
-@task(name="reports", task_run_name="reports", **TASK)
+@task(name="reports", task_run_name="reports", **task_options(None))
 def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str, ...],
                  root: str, out_dir: str) -> dict[str, str]:
-    m = _manifest(manifest)
+    m = read_manifest(manifest)
     rep = Path(out_dir) / "reports"
     index = store.read_frame(Path(resized.path) / "index.parquet")
     plan = store.read_frame(Path(augmented.path) / "plan.parquet")
@@ -53,3 +54,30 @@ def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
     store.write_figure(rep / "fig4_augmented.png", figures.example_faces(
         [face, *noisy], ["pre-processed", *augment.NOISES],
         title="Augmented images (Figure 4)"))
+
+
+def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:
+    """The report tables, the histograms and a link to the run folder, in the Prefect UI."""
+    import base64
+
+    import pandas as pd
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    for name, path in reports.items():
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        create_table_artifact(table.to_dict("records"), key=f"table-{name}",
+                              description=f"{name}.csv ({Path(path).parent})")
+    rep = Path(out_dir) / "reports"
+    figs = sorted(rep.glob("fig*.png"))
+    md = [f"# Preparation of `{out_dir}`", ""]
+    for fig in figs:
+        data = base64.b64encode(fig.read_bytes()).decode()
+        md += [f"## {fig.stem}", f"![{fig.stem}](data:image/png;base64,{data})", ""]
+    create_markdown_artifact("\n".join(md), key="prepare-figures",
+                             description="Figures 2-5 of the paper for this run")
+    create_link_artifact(Path(out_dir).resolve().as_uri(), link_text=str(out_dir),
+                         key="run-folder", description="the run folder: sets, reports, manifest")

@@ -85,14 +85,23 @@ def test_eye_angle_sign_convention():
     assert eye_angle((0, 0), (10, 10)) == pytest.approx(45)
 
 
-def test_batches_group_equal_sizes_and_respect_batch_size():
-    m = new_rows([{"path": f"{i:02d}.png", "class": "a", "split": "train", "subset": "train",
-                   "width": 48 if i % 2 else 64, "height": 48 if i % 2 else 64}
-                  for i in range(10)])
-    batches = plan_batches(m, AlignConfig(batch_size=3))
+def test_batches_group_equal_sizes_and_stay_put_when_an_image_is_added():
+    def manifest(n):
+        return new_rows([{"path": f"{i:03d}.png", "class": "a", "split": "train",
+                          "subset": "train", "sha1": f"{(i * 2654435761) % 2**48:012x}",
+                          "width": 48 if i % 2 else 64, "height": 48 if i % 2 else 64}
+                         for i in range(n)])
+
+    m = manifest(200)
+    batches = plan_batches(m, AlignConfig(batch_size=8))
     sizes = dict(zip(m["path"], m["width"], strict=True))
-    assert sorted(p for b in batches for p in b) == sorted(m["path"])
-    assert all(len(b) <= 3 and len({sizes[p] for p in b}) == 1 for b in batches)
+    assert sorted(p for b in batches for p in b["path"]) == sorted(m["path"])
+    assert all(len(b) <= 16 and len({sizes[p] for p in b["path"]}) == 1 for b in batches)
+    assert 10 < len(batches) < 60
+    grown = plan_batches(manifest(201), AlignConfig(batch_size=8))
+    before = {tuple(b["sha1"]) for b in batches}
+    after = {tuple(b["sha1"]) for b in grown}
+    assert len(before - after) == 1 and len(after - before) == 1
 
 
 def test_merge_and_table3(detector, face):
