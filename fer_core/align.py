@@ -8,6 +8,7 @@ code path used in preparation and in prediction.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -54,21 +55,25 @@ def load_detector(cfg: AlignConfig):
 def plan_batches(manifest: pd.DataFrame, cfg: AlignConfig) -> list[pd.DataFrame]:
     """The images to align (path, sha1), grouped by size into batches of about batch_size.
 
-    Batch boundaries are content-defined (an image whose SHA-1 is 0 mod batch_size ends a
-    batch), so adding or removing one image changes only the batch it falls in, and every
-    other batch keeps its images, its key and its cached result.
+    Batches follow path order, and their boundaries are content-defined (a path whose hash
+    is 0 mod batch_size ends a batch): adding, removing or editing one image changes only
+    the batch it is in, and every other batch keeps its images, key and cached result.
     """
     todo = manifest[(manifest["status"] == KEPT) & (manifest["split"] != "")]
     batches: list[pd.DataFrame] = []
-    for _, group in todo.sort_values("sha1").groupby(["height", "width"], sort=True):
+    for _, group in todo.sort_values("path").groupby(["height", "width"], sort=True):
         group = group[["path", "sha1"]].reset_index(drop=True)
-        ends = group["sha1"].map(lambda h: int(h[:12], 16) % cfg.batch_size == 0).to_numpy()
+        ends = [_path_hash(p) % cfg.batch_size == 0 for p in group["path"]]
         start = 0
         for i in range(len(group)):
             if ends[i] or i + 1 - start >= 2 * cfg.batch_size or i == len(group) - 1:
                 batches.append(group.iloc[start:i + 1].reset_index(drop=True))
                 start = i + 1
     return batches
+
+
+def _path_hash(path: str) -> int:
+    return int(hashlib.sha1(path.encode()).hexdigest()[:12], 16)
 
 
 def detect_landmarks(images: list[np.ndarray], detector) -> pd.DataFrame:

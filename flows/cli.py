@@ -18,6 +18,9 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
                    "(paper for the paper's six classes, balance otherwise)")
     p.add_argument("--no-align", action="store_true", help="skip MTCNN alignment")
     p.add_argument("--store", help="result store folder (default RUN_DIR/store)")
+    p.add_argument("--retries", type=int, default=2, help="retries of a failed alignment batch")
+    p.add_argument("--dask-address", help="run alignment batches on this Dask scheduler "
+                   "(e.g. tcp://10.0.0.5:8786; needs the 'dask' extra)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +57,8 @@ def cmd_prepare(args) -> int:
 
     result = prepare(data=args.data, out=args.out, classes=args.classes,
                      class_map=args.class_map, augment=args.augment, align=not args.no_align,
-                     config_file=args.config, store_root=args.store)
+                     config_file=args.config, store_root=args.store, retries=args.retries,
+                     dask_address=args.dask_address)
     manifest = read_frame(result["manifest"])
     print(f"manifest: {result['manifest']}  {status_counts(manifest)}")
     for line in summarize_rejections(manifest):
@@ -72,7 +76,8 @@ def cmd_demo(args) -> int:
     n = write_dataset(data, demo_images(DemoConfig(per_class=args.per_class)))
     print(f"demo dataset: {n} files in {data}")
     ns = argparse.Namespace(data=str(data), out=args.out, config=None, classes=None,
-                            class_map=None, augment="auto", no_align=False, store=None)
+                            class_map=None, augment="auto", no_align=False, store=None,
+                            retries=2, dask_address=None)
     return cmd_prepare(ns)
 
 
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"fer {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a flow that ran but did not complete (e.g. AlignmentIncomplete)
+        print(f"fer {args.command}: failed: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

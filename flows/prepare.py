@@ -8,6 +8,7 @@ from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import ingest, store
+from fer_core.align import AlignConfig
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
 from tasks.prepare import (
@@ -30,14 +31,16 @@ class AlignmentIncomplete(RuntimeError):
 
 
 def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None, *,
-                 retries: int = 2, retry_delay_s: float = 2.0) -> dict:
+                 retries: int = 2, retry_delay_s: float = 2.0,
+                 dask_address: str | None = None) -> dict:
     """Run every preparation stage of ``cfg`` and save the sets under ``out_dir``."""
     store_root = store_root or str(Path(out_dir) / "store")
     root = ingest.data_root(cfg.ingest.root)
     manifest = ingest_task(cfg.ingest, store_root)                       # 4: read with OpenCV
     manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
     manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
-    manifest, failed = align_stage(manifest, cfg, root, store_root, retries, retry_delay_s)  # 5
+    manifest, failed = align_runner(dask_address)(                       # 5: MTCNN alignment
+        manifest, cfg.align, root, store_root, retries, retry_delay_s)
     classes = classes_of(read_manifest(manifest))
     resized = resize_task(manifest, cfg.resize, root, store_root)        # 5: 96x96, /255 on load
     augmented = augment_task(resized, classes, cfg.augment, store_root)  # 5: noise augmentation
@@ -48,8 +51,18 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
             "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed}
 
 
-def align_stage(manifest, cfg: PrepareConfig, root: str, store_root: str, retries: int,
-          retry_delay_s: float):
+def align_runner(dask_address: str | None):
+    """The alignment sub-flow, on a Dask cluster when an address is given."""
+    if not dask_address:
+        return align_flow
+    from prefect_dask import DaskTaskRunner
+
+    return align_flow.with_options(task_runner=DaskTaskRunner(address=dask_address))
+
+
+@flow(name="align", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def align_flow(manifest, cfg: AlignConfig, root: str, store_root: str, retries: int,
+               retry_delay_s: float):
     """MTCNN over content-defined batches, each a task with retries and backoff.
 
     A batch that still fails does not stop the others: its images are marked in the
@@ -57,10 +70,10 @@ def align_stage(manifest, cfg: PrepareConfig, root: str, store_root: str, retrie
     """
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    batches = plan_align_batches(manifest, cfg.align)
+    batches = plan_align_batches(manifest, cfg)
     task = align_batch_task.with_options(
         retries=retries, retry_delay_seconds=[retry_delay_s * 2**i for i in range(retries)])
-    futures = task.map(batches, range(len(batches)), unmapped(cfg.align), unmapped(root),
+    futures = task.map(batches, range(len(batches)), unmapped(cfg), unmapped(root),
                        unmapped(store_root))
     progress = create_progress_artifact(0.0, key="alignment-progress",
                                         description="MTCNN alignment batches done")
@@ -79,11 +92,13 @@ def align_stage(manifest, cfg: PrepareConfig, root: str, store_root: str, retrie
 @flow(name="prepare", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
 def prepare(data: str, out: str, classes: str | None = None, class_map: str | None = None,
             augment: str = "auto", align: bool = True, config_file: str | None = None,
-            store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0) -> dict:
+            store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0,
+            dask_address: str | None = None) -> dict:
     """Prepare a labelled face folder as the paper does: manifest to saved, augmented sets."""
     cfg = build_config(data, file=config_file, classes=classes, class_map=class_map,
                        augment=augment, align=align)
-    result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s)
+    result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s,
+                          dask_address=dask_address)
     store.write_json(Path(out) / "prepare.json", {"config": cfg.to_dict(), **result})
     if result["failed_batches"]:
         names = ", ".join(f"#{f['index']} ({len(f['paths'])} images from {f['first']})"

@@ -3,11 +3,9 @@
 That location is a hash of what the task reads (input content hashes, not paths), its
 parameters, and the source of the fer_core modules it runs (fer_core.cache). A task is a
 cache hit only while that result folder is sealed and whole. A result folder that is
-missing, or has a deleted or truncated file, gets a key never seen before, so Prefect runs
-the task, which recomputes it; a Prefect record left from before is never trusted.
-
-A result computed in a run is recorded under its key in the next run (which finds it whole
-in the store and reuses it, recomputing nothing); from then on Prefect reports it Cached.
+damaged (a deleted or truncated file), or deleted after Prefect recorded it, gets a key
+never seen before, so Prefect runs the task, which recomputes it: a record left from
+before is never trusted.
 """
 
 from __future__ import annotations
@@ -30,14 +28,25 @@ def result_dir(store_root: str, stage: str, inputs: list[str], config, modules) 
 def stored_result_key(locate: Callable[[dict[str, Any]], Path]):
     """A Prefect ``cache_key_fn`` over ``locate(task inputs) -> result folder``."""
 
-    def key(_ctx, inputs: dict[str, Any]) -> str:
+    def key(ctx, inputs: dict[str, Any]) -> str:
         out = locate(inputs)
         base = "fer-" + hashlib.sha256(str(out.resolve()).encode()).hexdigest()
-        if store.cached(out, full=False) is None:
+        if store.cached(out, full=False) is not None:
+            return base
+        if out.exists() or _recorded(ctx, base):
+            # Damaged, or deleted after Prefect recorded it: that record must not be used.
             return f"{base}-recompute-{uuid.uuid4().hex}"
-        return base
+        return base  # never computed: compute it and record it under its key
 
     return key
+
+
+def _recorded(ctx, key: str) -> bool:
+    result_store = getattr(ctx, "result_store", None)
+    try:
+        return bool(result_store is not None and result_store.exists(key))
+    except Exception:  # noqa: BLE001 - an unreachable record store means: do not trust it
+        return True
 
 
 def task_options(locate: Callable[[dict[str, Any]], Path] | None) -> dict:

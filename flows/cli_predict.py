@@ -1,0 +1,65 @@
+"""``fer predict`` and ``fer export``: registered by flows.cli (``register(sub)``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="classify every face in images, folders and videos",
+                       description="One row per face found (MTCNN), classified by a "
+                       "checkpoint; images without a face and unreadable files get a row too.")
+    p.add_argument("inputs", nargs="+", metavar="PATH",
+                   help="image files, folders (searched recursively) and video files")
+    p.add_argument("--model", required=True, help="checkpoint (best.pt) written by fer train")
+    p.add_argument("--out", default="predictions.csv", help="results file, .csv or .json "
+                   "(video timelines go to <out stem>_timelines/)")
+    p.add_argument("--annotate", metavar="DIR",
+                   help="write copies with boxes, landmarks and labels drawn into DIR")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="in videos, classify every Nth frame (default 1)")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per classifier batch")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--margin", type=float, default=0.2,
+                   help="face crop = (1 + margin) x the detected box (default 0.2)")
+    p.add_argument("--min-face-size", type=int, default=20,
+                   help="smallest face MTCNN looks for, in pixels (default 20)")
+    p.add_argument("--detect-max-side", type=int, default=0, metavar="PIXELS",
+                   help="shrink larger photos to this longer side for detection only "
+                   "(faster on big photos; 0 = never)")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
+    e.add_argument("--model", required=True, help="checkpoint (best.pt)")
+    e.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    e.add_argument("--out", required=True, help="the exported file (metadata: OUT.json)")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    e.add_argument("--dynamo", action="store_true",
+                   help="use torch's dynamo ONNX exporter (needs onnxscript)")
+    e.set_defaults(func=cmd_export)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from flows.predict import predict
+
+    result = predict(inputs=list(args.inputs), model=args.model, out=args.out,
+                     annotate=args.annotate, every=args.every, batch_size=args.batch_size,
+                     device=args.device, margin=args.margin, min_face_size=args.min_face_size,
+                     detect_max_side=args.detect_max_side)
+    print(f"results: {result['results']}  {json.dumps(result['status'])}")
+    for key, path in result.items():
+        if key.startswith("timeline:"):
+            print(f"timeline: {path}")
+    if args.annotate:
+        print(f"annotated: {args.annotate}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from fer_core.export import ExportConfig, export_checkpoint, meta_path
+
+    info = export_checkpoint(args.model, args.out, ExportConfig(
+        format=args.format, opset=args.opset, dynamo=args.dynamo))
+    print(f"{info['format']}: {info['path']}  (metadata: {meta_path(args.out)})")
+    return 0
