@@ -1,0 +1,99 @@
+"""End to end as users run it: a Prefect server, a process work pool, `prefect deploy` from
+prefect.yaml, a worker, and `prefect deployment run --watch` on a small FER2013 subset."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, extract_fer2013_subset
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(api: str, server: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {server.returncode}")
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"prefect server not healthy at {api} after {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.fer2013
+def test_deployment_run_on_server_and_worker(tmp_path):
+    classes = ("angry", "happy", "sad", "surprise")
+    data = extract_fer2013_subset(tmp_path / "fer", per_class={
+        **{f"train/{c}": 10 for c in classes}, **{f"test/{c}": 3 for c in classes}})
+    out = tmp_path / "run"
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
+           "FER_REPO_DIR": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen] = []
+
+    def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([PREFECT, *args], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout)
+
+    try:
+        procs.append(subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+            stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT))
+        wait_healthy(api, procs[0])
+        r = cli("work-pool", "create", "e2e", "--type", "process")
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = cli("--no-prompt", "deploy", "--name", "prepare", "--pool", "e2e")
+        assert r.returncode == 0, r.stdout + r.stderr
+        procs.append(subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "e2e", "--limit", "1"], env=env, cwd=REPO,
+            stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+        r = cli("deployment", "run", "prepare/prepare", "-p", f"data={data}", "-p", f"out={out}",
+                "-p", "class_map=fer2013", "--watch", "--watch-timeout", "900", timeout=960)
+        worker_log = (logs / "worker.log").read_text()
+        assert r.returncode == 0, r.stdout + r.stderr + worker_log[-3000:]
+        assert "Completed" in r.stdout
+        assert (out / "reports" / "alignment.csv").is_file()
+        assert (out / "sets" / "train" / "images.npy").is_file()
+
+        artifacts = httpx.post(f"{api}/artifacts/filter", json={}, timeout=30).json()
+        keys = {a["key"] for a in artifacts}
+        assert {"table-distribution", "table-split", "table-alignment", "table-augmentation",
+                "prepare-figures", "run-folder", "alignment-progress"} <= keys
+        table = next(a for a in artifacts if a["key"] == "table-split")
+        assert "Happiness" in str(table["data"])
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+    assert all(p.poll() is not None for p in procs), "server and worker are stopped"
