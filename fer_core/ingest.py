@@ -100,7 +100,7 @@ def _excluded(cls: str, cfg: IngestConfig) -> str:
 def _layout(root: Path) -> list[tuple[str, Path]]:
     """(subset, folder) pairs: the folders whose sub-folders are class folders."""
     subdirs = {p.name for p in root.iterdir() if p.is_dir()}
-    if "train" in subdirs:
+    if subdirs & set(SUBSETS):
         return [(s, root / s) for s in SUBSETS if s in subdirs]
     return [("train", root)]
 

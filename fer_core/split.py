@@ -38,9 +38,12 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
         raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
     out = manifest.copy()
     out["split"] = ""
+    out.loc[(out["status"] == KEPT) & (out["subset"] == "test"), "split"] = "test"
     pool = out[(out["status"] == KEPT) & (out["subset"] == "train")]
     if pool.empty:
-        raise ValueError("no kept training images to split")
+        if (out["split"] == "test").any():
+            return out  # a test-only dataset (e.g. for cross-dataset evaluation)
+        raise ValueError("no kept images to split")
     small = pool["label"].value_counts()
     if (small < 2).any():
         names = sorted(pool.loc[pool["label"].isin(small[small < 2].index), "class"].unique())
@@ -50,7 +53,6 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
         stratify=pool["label"].to_numpy(), random_state=cfg.random_state)
     out.loc[train_idx, "split"] = "train"
     out.loc[val_idx, "split"] = "val"
-    out.loc[(out["status"] == KEPT) & (out["subset"] == "test"), "split"] = "test"
     return out
 
 

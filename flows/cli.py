@@ -30,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="DATA/<class>/*, DATA/{train,test}/<class>/* or fer2013.csv")
     _prepare_args(p)
     p.set_defaults(func=cmd_prepare)
-    d = sub.add_parser("demo", help="make the embedded demo dataset and prepare it")
+    d = sub.add_parser("demo", help="the whole pipeline on an embedded demo dataset")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--per-class", type=int, default=30)
+    d.add_argument("--epochs", type=int, default=8)
     d.set_defaults(func=cmd_demo)
     for register in _registrars():
         register(sub)
@@ -69,16 +70,18 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """The main job on the embedded default: make the demo dataset, then the pipeline."""
     from fer_core.demo import DemoConfig, demo_images
     from fer_core.store import write_dataset
+    from flows.cli_train import cmd_pipeline
 
     data = Path(args.out) / "data"
     n = write_dataset(data, demo_images(DemoConfig(per_class=args.per_class)))
     print(f"demo dataset: {n} files in {data}")
-    ns = argparse.Namespace(data=str(data), out=args.out, config=None, classes=None,
-                            class_map=None, augment="auto", no_align=False, store=None,
-                            retries=2, dask_address=None)
-    return cmd_prepare(ns)
+    return cmd_pipeline(argparse.Namespace(
+        data=str(data), out=args.out, classes=None, class_map=None, augment="auto",
+        no_align=False, prepare_config=None, store=None, train_config=None,
+        model="compact_cnn", epochs=args.epochs, batch_size=32, lr=None, device=None, seed=None))
 
 
 def main(argv: list[str] | None = None) -> int:

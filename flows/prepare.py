@@ -89,6 +89,17 @@ def align_flow(manifest, cfg: AlignConfig, root: str, store_root: str, retries: 
     return merge_alignment_task(manifest, done, failed, store_root), failed
 
 
+def raise_if_incomplete(result: dict, retries: int) -> None:
+    if not result["failed_batches"]:
+        return
+    names = ", ".join(f"#{f['index']} ({len(f['paths'])} images from {f['first']})"
+                      for f in result["failed_batches"])
+    raise AlignmentIncomplete(
+        f"alignment failed for batch(es) {names} after {retries} retries; their images are "
+        f"marked in {result['manifest']} (align_error) and the sets are saved without their "
+        "alignment. Rerun the same command (or `prefect flow-run retry`) to redo only them.")
+
+
 @flow(name="prepare", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
 def prepare(data: str, out: str, classes: str | None = None, class_map: str | None = None,
             augment: str = "auto", align: bool = True, config_file: str | None = None,
@@ -100,11 +111,5 @@ def prepare(data: str, out: str, classes: str | None = None, class_map: str | No
     result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s,
                           dask_address=dask_address)
     store.write_json(Path(out) / "prepare.json", {"config": cfg.to_dict(), **result})
-    if result["failed_batches"]:
-        names = ", ".join(f"#{f['index']} ({len(f['paths'])} images from {f['first']})"
-                          for f in result["failed_batches"])
-        raise AlignmentIncomplete(
-            f"alignment failed for batch(es) {names} after {retries} retries; their images are "
-            f"marked in {result['manifest']} (align_error) and the sets are saved without their "
-            "alignment. Rerun the same command (or `prefect flow-run retry`) to redo only them.")
+    raise_if_incomplete(result, retries)
     return result

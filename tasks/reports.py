@@ -43,8 +43,11 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
 
 def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
     """Figure 3 (an input face and its pre-processed version) and Figure 4 (its noisy copies)."""
-    train = m[(m["status"] == KEPT) & (m["split"] == "train")]
-    pick = train[train["aligned"]] if train["aligned"].any() else train
+    live = m[(m["status"] == KEPT) & (m["split"] != "")]
+    live = live[live["split"] == "train"] if (live["split"] == "train").any() else live
+    pick = live[live["aligned"]] if live["aligned"].any() else live
+    if pick.empty:
+        return
     path = pick["path"].iloc[0]
     face = images[int(np.flatnonzero(index["path"].to_numpy() == path)[0])]
     store.write_figure(rep / "fig3_preprocessed.png", figures.example_faces(

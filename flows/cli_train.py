@@ -1,0 +1,83 @@
+"""`fer train`, `fer evaluate` and `fer pipeline`: the train, evaluate and pipeline flows."""
+
+from __future__ import annotations
+
+import json
+
+
+def _train_args(p) -> None:
+    p.add_argument("--config", dest="train_config", help="YAML of TrainConfig keys "
+                   "(e.g. bench/configs/gpu_resnet18.yaml)")
+    p.add_argument("--model", help="compact_cnn | resnet18 (default) | resnet50 | vit_tiny")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--device", help="auto (cuda, then mps, then cpu) | cpu | cuda | mps")
+    p.add_argument("--seed", type=int)
+
+
+def register(sub) -> None:
+    t = sub.add_parser("train", help="class-weighted training and evaluation on saved sets")
+    t.add_argument("run_dir", help="a run folder made by `fer prepare`")
+    t.add_argument("--weights", help="a local state_dict to start from (default: scratch)")
+    t.add_argument("--store", help="result store folder (default RUN_DIR/store)")
+    _train_args(t)
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="score a trained model, on its run or another dataset")
+    e.add_argument("run_dir")
+    e.add_argument("--data", help="another dataset, prepared as the run's was (cross-dataset)")
+    e.add_argument("--class-map", help="'fer2013' or old=New pairs, for --data")
+    e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt")
+    e.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--classes")
+    p.add_argument("--class-map")
+    p.add_argument("--augment", default="auto")
+    p.add_argument("--no-align", action="store_true")
+    p.add_argument("--prepare-config")
+    p.add_argument("--store")
+    _train_args(p)
+    p.set_defaults(func=cmd_pipeline)
+
+
+def _show(metrics: dict) -> None:
+    for split, m in metrics.items():
+        print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+
+
+def cmd_train(args) -> int:
+    from flows.train import train
+
+    result = train(run_dir=args.run_dir, model=args.model, epochs=args.epochs,
+                   batch_size=args.batch_size, lr=args.lr, device=args.device,
+                   weights=args.weights, seed=args.seed, config_file=args.train_config,
+                   store_root=args.store)
+    _show(result["metrics"])
+    print(f"model: {result['checkpoint']}  reports: {result['reports']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from flows.train import evaluate_run
+
+    metrics = evaluate_run(run_dir=args.run_dir, data=args.data, class_map=args.class_map,
+                           checkpoint=args.checkpoint)
+    _show(metrics)
+    return 0
+
+
+def cmd_pipeline(args) -> int:
+    from flows.pipeline import pipeline
+
+    result = pipeline(data=args.data, out=args.out, classes=args.classes,
+                      class_map=args.class_map, augment=args.augment, align=not args.no_align,
+                      model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, device=args.device, seed=args.seed,
+                      prepare_config=args.prepare_config, train_config_file=args.train_config,
+                      store_root=args.store)
+    print(f"sets: {json.dumps(result['sets'])}")
+    _show(result["metrics"])
+    print(f"model: {result['checkpoint']}")
+    return 0

@@ -1,0 +1,35 @@
+"""The whole method end to end: preparation (sections 4-5), training and evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from fer_core import store
+from fer_core.config import build_config
+from flows.prepare import prepare_sets, raise_if_incomplete
+from flows.train import train_and_evaluate, train_config
+
+
+@flow(name="pipeline", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
+def pipeline(data: str, out: str, classes: str | None = None, class_map: str | None = None,
+             augment: str = "auto", align: bool = True, model: str | None = None,
+             epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+             device: str | None = None, seed: int | None = None,
+             prepare_config: str | None = None, train_config_file: str | None = None,
+             store_root: str | None = None, retries: int = 2,
+             dask_address: str | None = None) -> dict:
+    """Labelled face folder -> aligned, balanced sets -> trained, evaluated classifier."""
+    prep_cfg = build_config(data, file=prepare_config, classes=classes, class_map=class_map,
+                            augment=augment, align=align)
+    tcfg = train_config(train_config_file, model=model, epochs=epochs, batch_size=batch_size,
+                        lr=lr, device=device, random_state=seed)
+    prepared = prepare_sets(prep_cfg, out, store_root, retries=retries,
+                            dask_address=dask_address)
+    raise_if_incomplete(prepared, retries)  # never train on half-aligned sets
+    trained = train_and_evaluate(out, tcfg, store_root)
+    store.write_json(Path(out) / "pipeline.json", {
+        "prepare": prep_cfg.to_dict(), "train": tcfg.to_dict(), **prepared, **trained})
+    return {**prepared, **trained}

@@ -1,0 +1,98 @@
+"""Thin Prefect tasks over fer_core's trainer and evaluation (the paper's class weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+
+from fer_core import checkpoint, evaluate, models, store, train
+from fer_core import device as dev
+from fer_core.store import Ref
+from tasks.caching import result_dir, task_options
+
+TRAIN_MODULES = [train, models, dev, evaluate, checkpoint]
+
+
+def _train_dir(a) -> Path:
+    # Keyed by the saved sets' content and the training config: new training parameters
+    # rerun training and evaluation only; the preparation stays cached.
+    sets = store.folder_fingerprint(store.sets_dir(a["run_dir"]))
+    return result_dir(a["store_root"], "train", [sets], a["cfg"], TRAIN_MODULES)
+
+
+@task(name="train", task_run_name="train-{cfg.model}-{cfg.epochs}ep", **task_options(_train_dir))
+def train_task(run_dir: str, cfg: train.TrainConfig, store_root: str) -> Ref:
+    def make(out: Path) -> dict:
+        # An interrupted run left last.pt here: fit resumes from it.
+        result = train.fit(run_dir, cfg, out_dir=out, resume=True, progress=_log_epoch)
+        return {"best_epoch": result.best_epoch, "last_epoch": result.last_epoch,
+                "stopped_early": result.stopped_early, "device": result.device,
+                "train_images_per_s": result.train_images / max(result.train_seconds, 1e-9)}
+
+    return store.run_stage(_train_dir(locals()), make)[0]
+
+
+def _log_epoch(record: dict) -> None:
+    from prefect import get_run_logger
+
+    get_run_logger().info("epoch %(epoch)d: train loss %(train_loss).4f acc %(train_acc).3f | "
+                          "val loss %(val_loss).4f acc %(val_acc).3f macro-F1 %(val_macro_f1).3f",
+                          record)
+
+
+def best_checkpoint(trained: Ref) -> str:
+    return str(Path(trained.path) / train.CHECKPOINTS / "best.pt")
+
+
+@task(name="evaluate", task_run_name="evaluate-{splits}", **task_options(None))
+def evaluate_task(checkpoint_path: str, run_dir: str, splits: tuple[str, ...] = ("val", "test"),
+                  history: str | None = None) -> dict:
+    """Macro-F1, per-class metrics and confusion matrices of a checkpoint on the saved
+    splits of ``run_dir``; reports (and the model, after training) under ``run_dir``."""
+    model, meta = checkpoint.load_model(checkpoint_path)
+    device = dev.resolve_device("auto")
+    model = model.to(device)
+    metrics = {}
+    for split in splits:
+        try:
+            saved = store.load_set(run_dir, split)
+        except FileNotFoundError:
+            continue
+        if len(saved.labels) == 0:
+            continue
+        if tuple(saved.classes) != tuple(meta["classes"]):
+            raise ValueError(f"{run_dir}: classes {saved.classes} differ from the model's "
+                             f"{meta['classes']}; prepare it with the model's classes")
+        metrics[split] = evaluate.evaluate(model, saved, device=device)
+    curves = store.read_csv(history) if history else pd.DataFrame()
+    evaluate.write_reports(run_dir, metrics, curves, meta["classes"],
+                           extra={"model": meta["model"], "checkpoint": str(checkpoint_path)})
+    return {s: {k: m[k] for k in ("accuracy", "macro_f1")} for s, m in metrics.items()}
+
+
+@task(name="publish-model", task_run_name="publish-model", **task_options(None))
+def publish_model_task(trained: Ref, run_dir: str) -> str:
+    best = Path(best_checkpoint(trained))
+    for name in ("best.pt", "best.json"):
+        store.link_or_copy(best.with_name(name), Path(run_dir) / "model" / name)
+    return str(Path(run_dir) / "model" / "best.pt")
+
+
+def publish_training_artifacts(run_dir: str, metrics: dict) -> None:
+    import base64
+
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows = [{"split": s, **{k: round(v, 4) for k, v in m.items()}} for s, m in metrics.items()]
+    create_table_artifact(rows, key="metrics", description="accuracy and macro-F1 per split")
+    rep = Path(run_dir) / evaluate.REPORTS
+    md = [f"# Training of `{run_dir}`", ""]
+    for png in ["training_curves.png", *(f"confusion_{s}.png" for s in metrics)]:
+        if (rep / png).is_file():
+            data = base64.b64encode((rep / png).read_bytes()).decode()
+            md += [f"## {png[:-4]}", f"![{png}](data:image/png;base64,{data})", ""]
+    create_markdown_artifact("\n".join(md), key="training-report",
+                             description="training curves and confusion matrices")
+
