@@ -1,0 +1,130 @@
+"""Checkpoints: plain tensors and dicts in ``.pt`` files, metadata in JSON beside them.
+
+Loading always uses ``torch.load(weights_only=True)``: a checkpoint is data, and a file
+that would run code when unpickled is refused, not trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fer_core import store
+from fer_core.models import create_model, model_spec
+
+FORMAT_VERSION = 1
+PACKAGE = "fer-pipeline"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: refused content, or metadata that does not fit."""
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict:
+    """The package version and a hash of every fer_core source file (names and bytes)."""
+    try:
+        version = metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(store.file_sha256(path).encode() + b"\n")
+    return {"fer_core": version, "source_sha256": h.hexdigest()}
+
+
+def cpu_state(module_or_state: nn.Module | dict) -> dict:
+    """Detached CPU copies, so a checkpoint loads the same on any device."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) \
+        else module_or_state
+    return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.items()}
+
+
+def save_pt(path: str | os.PathLike, payload: dict) -> store.Ref:
+    with store.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return store.ref(path)
+
+
+def safe_load(path: str | os.PathLike) -> dict:
+    """``torch.load`` restricted to tensors and plain containers, or a clear refusal."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a page of advice to load it unsafely; keep only the culprit.
+        culprit = re.search(r"Unsupported (?:global|operand)[^.]*", str(e))
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled objects other than tensors and plain "
+            f"containers, and loading it could run arbitrary code"
+            f" ({culprit.group(0) if culprit else type(e).__name__})") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, got {type(payload).__name__}")
+    return payload
+
+
+def preprocessing(model_name: str) -> dict:
+    """How raw uint8 RGB images must be prepared for the model (caller-facing contract)."""
+    spec = model_spec(model_name)
+    return {"image_size": [spec.input_size, spec.input_size], "channels": "RGB",
+            "layout": "NCHW float32", "scale": 255,
+            "normalization": {"mean": list(spec.mean), "std": list(spec.std),
+                              "applied": "inside the model, after dividing by scale"}}
+
+
+def checkpoint_meta(*, model_name: str, classes: tuple[str, ...], config: dict,
+                    epoch: int, metrics: dict) -> dict:
+    return {"format": FORMAT_VERSION, "model": model_name, "classes": list(classes),
+            "num_classes": len(classes), "preprocessing": preprocessing(model_name),
+            "config": config, "epoch": epoch, "metrics": metrics,
+            "code_version": code_version(), "torch": torch.__version__}
+
+
+def meta_path(pt_path: str | os.PathLike) -> Path:
+    return Path(pt_path).with_suffix(".json")
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict, meta: dict) -> store.Ref:
+    """``payload`` (must hold ``model``) to ``path``; ``meta`` to the JSON beside it.
+
+    The JSON is written first: a ``.pt`` that exists always has its metadata.
+    """
+    if "model" not in payload:
+        raise ValueError("a checkpoint payload needs a 'model' state_dict")
+    store.write_json(meta_path(path), meta)
+    return save_pt(path, payload)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(payload, meta) of a checkpoint written by ``save_checkpoint``."""
+    payload = safe_load(path)
+    mpath = meta_path(path)
+    if not mpath.exists():
+        raise CheckpointError(f"{path}: no metadata file {mpath.name} beside it")
+    meta = store.read_json(mpath)
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{mpath}: format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+    if not isinstance(payload.get("model"), dict):
+        raise CheckpointError(f"{path}: no 'model' state_dict in the checkpoint")
+    return payload, meta
+
+
+def load_model(checkpoint_path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """The model saved at ``checkpoint_path`` (best.pt or last.pt), in eval mode, on CPU."""
+    payload, meta = load_checkpoint(checkpoint_path)
+    model = create_model(meta["model"], num_classes=int(meta["num_classes"]))
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{checkpoint_path}: weights do not fit model "
+                              f"{meta['model']!r}: {e}") from None
+    return model.eval(), meta

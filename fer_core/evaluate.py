@@ -1,0 +1,190 @@
+"""Evaluation: predictions, metrics (scikit-learn), confusion matrices and figures.
+
+Metric and figure functions are pure; ``write_reports`` is the one place that stores them,
+through ``fer_core.store``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+from torch import nn
+
+from fer_core import store
+from fer_core.device import autocast
+
+REPORTS = "reports"
+
+
+def to_input(batch_uint8_nhwc: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
+    """uint8 NHWC (on any device) -> float NCHW in [0, 1], the models' input contract."""
+    x = batch_uint8_nhwc.permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last if channels_last
+                        else torch.contiguous_format)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(iter(model.parameters())).device
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
+                   device: torch.device | str | None = None, batch_size: int = 256,
+                   hflip_tta: bool = False, amp: bool = False,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Logits (N, C) as float32 on ``device`` (default: where the model's weights are);
+    ``images`` is uint8 NHWC, a memmap is fine."""
+    device = torch.device(device) if device is not None else _model_device(model)
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        # np.array copies: a memmap slice is read-only, which torch.from_numpy warns about.
+        chunk = chunk if torch.is_tensor(chunk) else torch.from_numpy(np.array(chunk))
+        x = to_input(chunk.to(device, non_blocking=True), channels_last=channels_last)
+        with autocast(device, amp):
+            logits = model(x).float()
+            if hflip_tta:  # faces are left-right symmetric: average the mirror's opinion
+                logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(logits)
+    if not out:
+        raise ValueError("no images to predict")
+    return torch.cat(out)
+
+
+def predict_proba(model: nn.Module, images_uint8_nhwc: np.ndarray, *,
+                  device: torch.device | str | None = None, batch_size: int = 256,
+                  hflip_tta: bool = False) -> np.ndarray:
+    """Class probabilities (N, C) float32 for uint8 RGB images (N, H, W, 3)."""
+    if images_uint8_nhwc.dtype != np.uint8 or images_uint8_nhwc.ndim != 4 \
+            or images_uint8_nhwc.shape[-1] != 3:
+        raise ValueError("images must be uint8 (N, H, W, 3) RGB, got "
+                         f"{images_uint8_nhwc.dtype} {images_uint8_nhwc.shape}")
+    logits = predict_logits(model, images_uint8_nhwc, device=device, batch_size=batch_size,
+                            hflip_tta=hflip_tta)
+    return torch.softmax(logits, dim=1).cpu().numpy()
+
+
+# ---------------------------------------------------------------- metrics (pure)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
+                           classes: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Every class counts in the macro average, also one never predicted (its F1 is 0).
+    """
+    labels = np.arange(len(classes))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                 zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro",
+                                   zero_division=0)),
+        "n": int(len(y_true)),
+        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]),
+                          "f1": float(f[i]), "support": int(s[i])}
+                      for i, c in enumerate(classes)},
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def evaluate(model: nn.Module, saved: store.SavedSet, *,
+             device: torch.device | str | None = None,
+             batch_size: int = 256, hflip_tta: bool = False) -> dict:
+    """``classification_metrics`` of ``model`` on a saved split."""
+    proba = predict_proba(model, saved.images, device=device, batch_size=batch_size,
+                          hflip_tta=hflip_tta)
+    return classification_metrics(saved.targets, proba.argmax(axis=1), saved.classes)
+
+
+def confusion_frame(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> pd.DataFrame:
+    """Rows = true class, columns = predicted class, first column names the true class."""
+    df = pd.DataFrame(np.asarray(confusion, dtype=np.int64), columns=list(classes))
+    df.insert(0, "true", list(classes))
+    return df
+
+
+def per_class_frame(metrics: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"class": c, **v} for c, v in metrics["per_class"].items()])
+
+
+# ---------------------------------------------------------------- figures (pure)
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], *,
+                     title: str = "") -> Figure:
+    """Row-normalised confusion matrix (recall on the diagonal), counts in the cells."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    fig = Figure(figsize=(1.1 * n + 2, 1.1 * n + 1.5))
+    ax = fig.add_subplot()
+    im = ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(n), list(classes), rotation=45, ha="right")
+    ax.set_yticks(range(n), list(classes))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{int(cm[i, j])}\n{rates[i, j]:.0%}", ha="center", va="center",
+                    fontsize=8, color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(history: pd.DataFrame) -> Figure:
+    """Loss, accuracy and macro-F1 per epoch, train against validation."""
+    fig = Figure(figsize=(13, 3.8))
+    panels = (("loss", "train_loss", "val_loss"), ("accuracy", "train_acc", "val_acc"),
+              ("macro-F1", None, "val_macro_f1"))
+    for k, (title, train_col, val_col) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, k + 1)
+        if train_col:
+            ax.plot(history["epoch"], history[train_col], marker=".", label="train")
+        ax.plot(history["epoch"], history[val_col], marker=".", label="val")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- reports (writes)
+
+
+def write_reports(out_dir: str | os.PathLike, metrics: dict[str, dict],
+                  history: pd.DataFrame, classes: Sequence[str], *,
+                  extra: dict | None = None) -> dict[str, store.Ref]:
+    """``reports/``: metrics.json, history.csv, training_curves.png, confusion_<split>.*."""
+    reports = Path(out_dir) / REPORTS
+    refs = {"metrics": store.write_json(reports / "metrics.json",
+                                        {**(extra or {}), "classes": list(classes), **metrics}),
+            "history": store.write_csv(reports / "history.csv", history)}
+    if len(history):
+        refs["curves"] = store.write_figure(reports / "training_curves.png",
+                                            curves_figure(history))
+    for split, m in metrics.items():
+        refs[f"confusion_{split}_csv"] = store.write_csv(
+            reports / f"confusion_{split}.csv", confusion_frame(m["confusion"], classes))
+        refs[f"confusion_{split}_png"] = store.write_figure(
+            reports / f"confusion_{split}.png",
+            confusion_figure(m["confusion"], classes,
+                             title=f"{split}: accuracy {m['accuracy']:.1%}, "
+                                   f"macro-F1 {m['macro_f1']:.3f}"))
+    return refs

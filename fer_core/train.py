@@ -1,0 +1,393 @@
+"""Plain PyTorch training: explicit epoch loops, no trainer framework.
+
+The saved uint8 sets go to the device once; batches are cut, scaled (/255) and augmented
+there (``fer_core.device``). Randomness is drawn per epoch from (random_state, epoch),
+which makes a resumed run repeat the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import get_args, get_type_hints
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from sklearn.metrics import f1_score
+from torch import nn
+
+from fer_core import checkpoint as ckpt
+from fer_core import device as dev
+from fer_core import evaluate as ev
+from fer_core import store
+from fer_core.device import DEVICES, autocast, resolve_device, seed_everything, set_threads
+from fer_core.models import DEFAULT_MODEL, create_model, model_spec
+
+__all__ = ["TrainConfig", "FitResult", "class_weights", "fit", "train_one_epoch", "evaluate"]
+
+CHECKPOINTS = "checkpoints"
+# Fields that change where or how fast a run goes, not what it computes: a resumed run may
+# differ in these from the run it continues.
+RESUME_FREE = frozenset({"device", "num_threads", "compile", "eval_batch_size"})
+
+
+# ---------------------------------------------------------------- configuration
+
+OPTIMIZERS, SCHEDULES = ("adamw", "sgd"), ("cosine", "onecycle")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything that decides a training run; YAML files load into it (``from_file``)."""
+
+    model: str = DEFAULT_MODEL
+    weights: str | None = None  # a local state_dict to start from; None = from scratch
+    epochs: int = 30
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: str = "adamw"  # adamw | sgd (Nesterov)
+    lr: float = 1e-3  # peak learning rate
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.05  # not applied to norm scales and biases
+    schedule: str = "cosine"  # cosine (after linear warmup) | onecycle
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # 0 = off
+    cutmix_alpha: float = 0.0  # 0 = off
+    mix_prob: float = 1.0  # share of batches mixed when an alpha is on
+    augment: bool = True
+    crop_translate: float = 0.1  # random shift, fraction of the side (crop with padding)
+    crop_scale: float = 0.1  # random zoom in [1 - s, 1 + s]
+    rotate_deg: float = 10.0
+    hflip: bool = True
+    class_weights: bool = True  # 'balanced' class-weighted cross-entropy
+    patience: int = 10  # epochs without a better val macro-F1 before stopping; 0 = off
+    hflip_tta: bool = False  # average with the mirrored image when evaluating
+    device: str = "auto"  # auto | cpu | cuda | mps
+    random_state: int = 0
+    num_threads: int | None = None  # CPU threads; None = the cores this process may use
+    compile: bool = False  # torch.compile the training step (CUDA)
+    channels_last: bool = False
+    amp: bool = True  # bf16 autocast, CUDA only
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Build from plain values; unknown keys and wrong types are errors, not ignored."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: "
+                             f"{', '.join(known)}")
+        hints = get_type_hints(cls)
+        cfg = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+        validate(cfg)
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> TrainConfig:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of TrainConfig keys")
+        try:
+            return cls.from_dict(values)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _coerce(name: str, hint: object, value: object) -> object:
+    options = get_args(hint) or (hint,)
+    if value is None and type(None) in options:
+        return None
+    kind = next(t for t in options if t is not type(None))
+    if kind is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-3 (no dot) as a string.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ValueError(f"TrainConfig.{name}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise one ValueError naming every bad field."""
+    model_spec(cfg.model)
+    checks = {
+        "optimizer": cfg.optimizer in OPTIMIZERS, "schedule": cfg.schedule in SCHEDULES,
+        "device": cfg.device in DEVICES, "epochs": cfg.epochs >= 1,
+        "batch_size": cfg.batch_size >= 2, "eval_batch_size": cfg.eval_batch_size >= 1,
+        "lr": cfg.lr > 0, "weight_decay": cfg.weight_decay >= 0,
+        "warmup_epochs": 0 <= cfg.warmup_epochs <= cfg.epochs,
+        "label_smoothing": 0 <= cfg.label_smoothing < 1,
+        "mixup_alpha": cfg.mixup_alpha >= 0, "cutmix_alpha": cfg.cutmix_alpha >= 0,
+        "mix_prob": 0 <= cfg.mix_prob <= 1, "patience": cfg.patience >= 0,
+        "crop_translate": 0 <= cfg.crop_translate < 0.5, "crop_scale": 0 <= cfg.crop_scale < 1,
+        "rotate_deg": 0 <= cfg.rotate_deg <= 180,
+        "num_threads": cfg.num_threads is None or cfg.num_threads >= 1,
+    }
+    bad = [f"{k}={getattr(cfg, k)!r}" for k, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"invalid TrainConfig values: {', '.join(bad)} (choices: optimizer "
+                         f"{OPTIMIZERS}, schedule {SCHEDULES}, device {DEVICES})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitResult:
+    out_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    last_epoch: int
+    stopped_early: bool
+    metrics: dict  # split -> evaluate.classification_metrics of the best model
+    history: tuple[dict, ...] = field(repr=False)
+    train_images: int  # images stepped through in this call (not in resumed epochs)
+    train_seconds: float
+    device: str
+
+
+def class_weights(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """n_samples / (n_classes * count_c), scikit-learn's 'balanced'; 0 for an absent class.
+
+    ``labels`` is one-hot (N, C) or integer codes (N,) with ``num_classes``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        counts = labels.sum(axis=0, dtype=np.int64)
+    else:
+        counts = np.bincount(labels.astype(np.int64), minlength=num_classes or 0)
+    if num_classes is not None and len(counts) != num_classes:
+        raise ValueError(f"labels have {len(counts)} classes, expected {num_classes}")
+    weights = np.zeros(len(counts))
+    present = counts > 0
+    weights[present] = counts.sum() / (len(counts) * counts[present])
+    return weights
+
+
+# ---------------------------------------------------------------- the loops
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+                    criterion: nn.Module, device: torch.device, *, cfg: TrainConfig,
+                    rng: np.random.Generator) -> dict:
+    """One pass over ``loader`` (uint8 NHWC batches); returns mean loss, accuracy, speed."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen, t0 = 0, time.perf_counter()
+    for xb, yb in loader:
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        x = ev.to_input(xb)
+        if cfg.augment:
+            x = dev.augment(x, rng, translate=cfg.crop_translate, scale=cfg.crop_scale,
+                        rotate_deg=cfg.rotate_deg, hflip=cfg.hflip)
+        x, y2, lam = dev.mix(x, yb, rng, mixup_alpha=cfg.mixup_alpha,
+                             cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mix_prob)
+        if cfg.channels_last:  # after the warp, whose output is plain NCHW
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, cfg.amp):
+            out = model(x)
+            loss = criterion(out, yb) if lam == 1.0 else \
+                lam * criterion(out, yb) + (1 - lam) * criterion(out, y2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        # Accumulate on the device: a .item() per step would stall a GPU every batch.
+        loss_sum += loss.detach() * len(yb)
+        correct += (out.detach().argmax(1) == yb).sum()
+        seen += len(yb)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    return {"loss": loss_sum.item() / max(seen, 1), "acc": correct.item() / max(seen, 1),
+            "images": seen, "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             criterion: nn.Module, device: torch.device, *, num_classes: int,
+             cfg: TrainConfig) -> dict:
+    """Loss, accuracy and macro-F1 over ``loader`` (the epoch-end validation pass)."""
+    model.eval()
+    logits, targets = [], []
+    for xb, yb in loader:
+        logits.append(ev.predict_logits(model, xb.to(device), device=device,
+                                        batch_size=len(xb), hflip_tta=cfg.hflip_tta,
+                                        amp=cfg.amp, channels_last=cfg.channels_last))
+        targets.append(yb.to(device))
+    out, y = torch.cat(logits), torch.cat(targets)
+    pred, y_np = out.argmax(1).cpu().numpy(), y.cpu().numpy()
+    return {"loss": criterion(out, y).item(), "acc": float((pred == y_np).mean()),
+            "macro_f1": float(f1_score(y_np, pred, labels=np.arange(num_classes),
+                                       average="macro", zero_division=0))}
+
+
+# ---------------------------------------------------------------- optimisation pieces
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm/LayerNorm scales and biases: decaying them only hurts.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    plain = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": plain, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step schedule: linear warmup + cosine, or one-cycle (warmup = its rising part)."""
+    total = cfg.epochs * steps_per_epoch
+    warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(warm, 1) / total,
+            cycle_momentum=cfg.optimizer == "sgd")
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ---------------------------------------------------------------- fit
+
+
+def _load_splits(run_dir: str | os.PathLike) -> dict[str, store.SavedSet]:
+    sets = {s: store.load_set(run_dir, s) for s in ("train", "val")}
+    try:
+        sets["test"] = store.load_set(run_dir, "test")
+    except FileNotFoundError:
+        pass
+    return sets
+
+
+def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathLike | None = None,
+        resume: bool = True, progress: Callable[[dict], None] | None = None) -> FitResult:
+    """Train ``cfg.model`` on RUN_DIR's saved sets; select on validation macro-F1.
+
+    Writes ``checkpoints/{last,best}.{pt,json}`` and ``reports/`` under ``out_dir``
+    (default ``run_dir``). With ``resume`` an existing ``last.pt`` is continued from its
+    epoch. ``progress`` gets each epoch's history record.
+    """
+    validate(cfg)
+    out = Path(out_dir if out_dir is not None else run_dir)
+    last_pt, best_pt = out / CHECKPOINTS / "last.pt", out / CHECKPOINTS / "best.pt"
+    device = resolve_device(cfg.device)
+    set_threads(cfg.num_threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+    sets = _load_splits(run_dir)
+    classes, config = sets["train"].classes, cfg.to_dict()
+
+    seed_everything(cfg.random_state)
+    model = create_model(cfg.model, num_classes=len(classes), weights=cfg.weights).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, max(1, len(sets["train"].images) // cfg.batch_size))
+    weight = torch.tensor(class_weights(sets["train"].labels), dtype=torch.float32,
+                          device=device) if cfg.class_weights else None
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+    history: list[dict] = []
+    best = {"epoch": 0, "score": -1.0, "bad_epochs": 0}
+    if resume and last_pt.exists():
+        history, best = _restore(last_pt, config, classes, model, optimizer, scheduler)
+
+    step_model = torch.compile(model) if cfg.compile else model
+    train_xy, val_xy = ((dev.to_device_uint8(sets[s].images, device),
+                         torch.from_numpy(sets[s].targets).to(device)) for s in ("train", "val"))
+    images, seconds = 0, 0.0
+    stopped = 0 < cfg.patience <= best["bad_epochs"]
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        if stopped:
+            break
+        rng = np.random.default_rng([cfg.random_state, epoch])
+        torch.manual_seed(cfg.random_state * 100_003 + epoch)  # dropout, per epoch
+        order = dev.shuffled_order(len(train_xy[0]), cfg.batch_size, rng)
+        tr = train_one_epoch(step_model, dev.batches(*train_xy, cfg.batch_size, order=order),
+                             optimizer, scheduler, criterion, device, cfg=cfg, rng=rng)
+        va = evaluate(model, dev.batches(*val_xy, cfg.eval_batch_size), criterion, device,
+                      num_classes=len(classes), cfg=cfg)
+        images, seconds = images + tr["images"], seconds + tr["seconds"]
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                  "train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
+                  "val_acc": va["acc"], "val_macro_f1": va["macro_f1"],
+                  "train_seconds": tr["seconds"], "train_images_per_s": tr["images_per_s"]}
+        history.append(record)
+        meta = ckpt.checkpoint_meta(model_name=cfg.model, classes=classes, config=config,
+                                    epoch=epoch, metrics={"val": va})
+        if va["macro_f1"] > best["score"]:
+            best = {"epoch": epoch, "score": va["macro_f1"], "bad_epochs": 0}
+            ckpt.save_checkpoint(best_pt, {"model": ckpt.cpu_state(model)}, meta)
+        else:
+            best["bad_epochs"] += 1
+        stopped = 0 < cfg.patience <= best["bad_epochs"]
+        ckpt.save_checkpoint(last_pt, {"model": ckpt.cpu_state(model), "epoch": epoch,
+                                       "optimizer": optimizer.state_dict(),
+                                       "scheduler": scheduler.state_dict(), "config": config,
+                                       "classes": list(classes), "history": history,
+                                       "best": best}, meta)
+        if progress is not None:
+            progress(record)
+
+    return _finish(out, best_pt, model, sets, cfg, history, best, stopped=stopped,
+                   images=images, seconds=seconds, device=device)
+
+
+def _restore(last_pt: Path, config: dict, classes: tuple[str, ...], model: nn.Module,
+             optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler) -> tuple[list[dict], dict]:
+    """Load last.pt into the live objects; (history, best) to continue with."""
+    state, meta = ckpt.load_checkpoint(last_pt)
+    changed = sorted(k for k in set(config) | set(meta["config"])
+                     if k not in RESUME_FREE and config.get(k) != meta["config"].get(k))
+    if changed or list(meta["classes"]) != list(classes):
+        raise ckpt.CheckpointError(f"{last_pt}: cannot resume, the run differs in "
+                                   f"{changed or ['classes']}; pass resume=False or another "
+                                   "out_dir")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return list(state["history"]), dict(state["best"])
+
+
+def _finish(out: Path, best_pt: Path, model: nn.Module, sets: dict[str, store.SavedSet],
+            cfg: TrainConfig, history: list[dict], best: dict, *, stopped: bool, images: int,
+            seconds: float, device: torch.device) -> FitResult:
+    """Reload the best weights, evaluate every split, write reports and best.json."""
+    state, meta = ckpt.load_checkpoint(best_pt)
+    model.load_state_dict(state["model"])
+    metrics = {s: ev.evaluate(model, v, device=device, batch_size=cfg.eval_batch_size,
+                              hflip_tta=cfg.hflip_tta)
+               for s, v in sets.items() if s != "train"}
+    classes = sets["train"].classes
+    ev.write_reports(out, metrics, pd.DataFrame(history), classes,
+                     extra={"model": cfg.model, "best_epoch": best["epoch"]})
+    brief = {s: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for s, m in metrics.items()}
+    store.write_json(best_pt.with_suffix(".json"), {**meta, "metrics": brief})
+    return FitResult(out_dir=out, best_checkpoint=best_pt, best_epoch=best["epoch"],
+                     last_epoch=len(history), stopped_early=stopped, metrics=metrics,
+                     history=tuple(history), train_images=images, train_seconds=seconds,
+                     device=str(device))
