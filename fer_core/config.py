@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer_core import store
 from fer_core.align import AlignConfig
 from fer_core.augment import AugmentConfig
 from fer_core.duplicates import DedupConfig
@@ -42,20 +42,11 @@ def _section(cls, values: Mapping, where: str):
                   for k, v in values.items()})
 
 
-def load_config_file(path: str | Path) -> dict:
-    text = Path(path).read_text()
-    if str(path).endswith(".json"):
-        return json.loads(text)
-    import yaml
-
-    return yaml.safe_load(text) or {}
-
-
 def build_config(data: str, *, file: str | Path | None = None, classes=None, class_map=None,
                  augment: str | None = None, align: bool | None = None,
                  overrides: Mapping[str, Mapping] | None = None) -> PrepareConfig:
     """Config from a file (if any), then command-line options on top."""
-    raw = {k: dict(v) for k, v in (load_config_file(file) if file else {}).items()}
+    raw = {k: dict(v) for k, v in (store.read_yaml(file) or {} if file else {}).items()}
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ValueError(f"{file}: unknown section(s) {unknown}; known: {sorted(SECTIONS)}")

@@ -93,6 +93,13 @@ def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
 
 
+def read_yaml(path: str | os.PathLike):
+    """A config file: YAML (JSON is YAML too)."""
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -111,6 +118,10 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> Ref:
     buf = io.StringIO()
     df.to_csv(buf, index=False, lineterminator="\n")
     return write_bytes(path, buf.getvalue().encode())
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path)
 
 
 def write_figure(path: str | os.PathLike, fig) -> Ref:
