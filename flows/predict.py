@@ -13,15 +13,18 @@ from tasks.predict import list_inputs_task, predict_batch_task, write_results_ta
 @flow(name="predict", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
 def predict(inputs: list[str], model: str, out: str = "predictions.csv",
             annotate: str | None = None, every: int = 1, batch_size: int = 64,
-            device: str = "auto", margin: float = 0.2, min_face_size: int = 20,
-            detect_max_side: int = 0, files_per_batch: int = 64) -> dict:
+            device: str = "auto", margin: float = 0.2, min_face_size: int = 40,
+            detect_max_side: int = 0, files_per_batch: int = 64, threads: int = 1,
+            detect_workers: int = 2) -> dict:
     """Every face in ``inputs`` (images, folders searched recursively, videos) classified
     by the checkpoint ``model``; one row per face in ``out`` (.csv or .json)."""
-    if every < 1 or batch_size < 1 or files_per_batch < 1:
-        raise ValueError("every, batch_size and files_per_batch must be at least 1")
+    if min(every, batch_size, files_per_batch, detect_workers) < 1 or threads < 0:
+        raise ValueError("every, batch_size, files_per_batch and detect_workers must be at "
+                         "least 1, threads at least 0")
     cfg = PredictConfig(every=every, batch_size=batch_size, device=device, margin=margin,
                         min_face_size=min_face_size, detect_max_side=detect_max_side,
-                        files_per_batch=files_per_batch)
+                        files_per_batch=files_per_batch, torch_threads=threads,
+                        detect_workers=detect_workers)
     files = list_inputs_task(inputs)                                  # images, folders, videos
     names = video.output_names(files)
     batches = video.plan_batches(files, cfg.files_per_batch)          # a task per batch / video

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ def write_clip(path, face: np.ndarray, n: int = 12) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 8.0, (256, 200))
     for i in range(n):
         frame = np.full((200, 256, 3), 100, np.uint8)
-        frame[20:20 + face.shape[0], 20 + 5 * i:20 + 5 * i + face.shape[1]] = face
+        frame[15:15 + face.shape[0], 20 + 5 * i:20 + 5 * i + face.shape[1]] = face
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
 
@@ -47,7 +49,7 @@ def test_predict_folder_through_the_flow(prefect_backend, astronaut, tmp_path, c
     store.write_image(data / "astronaut.png", astronaut)
     store.write_image(data / "more" / "nothing.png", np.full((80, 80, 3), 50, np.uint8))
     store.write_bytes(data / "more" / "corrupt.jpg", b"")
-    face = cv2.resize(astronaut[0:260, 110:340], (120, 136), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(astronaut[0:260, 110:340], (150, 170), interpolation=cv2.INTER_AREA)
     write_clip(data / "clip.avi", face)
     out = tmp_path / "out" / "pred.csv"
     code = main(["predict", str(data), "--model", str(ckpt), "--out", str(out), "--every", "4",
@@ -55,6 +57,7 @@ def test_predict_folder_through_the_flow(prefect_backend, astronaut, tmp_path, c
     assert code == 0
     assert "results:" in capsys.readouterr().out
     rows = pd.read_csv(out, keep_default_na=False)
+    rows["file"] = [Path(f).relative_to(data).as_posix() for f in rows["file"]]
     status = dict(zip(rows["file"], rows["status"], strict=False))
     assert status["astronaut.png"] == "ok" and status["more/nothing.png"] == "no_face"
     assert status["more/corrupt.jpg"] == "error"
@@ -69,6 +72,12 @@ def test_predict_folder_through_the_flow(prefect_backend, astronaut, tmp_path, c
     assert (tmp_path / "out" / "pred_timelines" / "clip.avi.png").is_file()
     assert (tmp_path / "ann" / "astronaut.png").is_file()
     assert (tmp_path / "ann" / "clip.avi" / "frame_000008.jpg").is_file()
+    # A checkpoint that is not there: a clear error and exit status 2, no results file.
+    missing = tmp_path / "nowhere" / "best.pt"
+    assert main(["predict", str(data), "--model", str(missing), "--out",
+                 str(tmp_path / "none.csv")]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_export_cli(tmp_path, capsys):
