@@ -23,8 +23,13 @@ _SHARED = ("manifest", "store", "cache")
 
 @cache
 def module_source_hash(name: str) -> str:
-    path = Path(fer_core.__file__).parent / f"{name}.py"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The hash of a fer_core module's source (every file of it, for a package)."""
+    base = Path(fer_core.__file__).parent / name
+    files = sorted(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def code_version(modules: Iterable[str | ModuleType]) -> str:

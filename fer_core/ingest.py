@@ -20,7 +20,7 @@ import pandas as pd
 from fer_core import store
 from fer_core.manifest import REJECTED, new_rows
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = store.IMAGE_SUFFIXES
 SUBSETS = ("train", "test")
 
 # The paper's six basic expressions (Ekman), in its names.

@@ -1,0 +1,11 @@
+"""The result store: every read and write of the project goes through here (our catalog).
+
+Stages in fer_core are pure functions of data; this module is the only place that
+touches the file system. Writes are atomic (temporary file, then ``os.replace``) so a
+crash never leaves a half-written result that a later run would trust.
+"""
+
+from fer_core.store.arrays import *  # noqa: F403
+from fer_core.store.files import *  # noqa: F403
+from fer_core.store.images import *  # noqa: F403
+from fer_core.store.results import *  # noqa: F403
