@@ -62,28 +62,26 @@ def test_config_round_trips_through_a_dict():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_cosine_schedule_warms_up_then_decays_to_zero():
-    cfg = TrainConfig(epochs=4, warmup_epochs=1, lr=0.1)
+def learning_rates(cfg: TrainConfig, steps_per_epoch: int = 10) -> list[float]:
     opt = make_optimizer(nn.Linear(2, 2), cfg)
-    sched = make_scheduler(opt, cfg, steps_per_epoch=10)
+    sched = make_scheduler(opt, cfg, steps_per_epoch=steps_per_epoch)
     lrs = []
-    for _ in range(40):
+    for _ in range(cfg.epochs * steps_per_epoch):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    return lrs
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    lrs = learning_rates(TrainConfig(epochs=4, warmup_epochs=1, lr=0.1))
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1) == max(lrs)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False)) and lrs[-1] < 1e-3
 
 
 def test_onecycle_schedule_peaks_after_warmup():
-    cfg = TrainConfig(epochs=4, warmup_epochs=1, lr=0.1, schedule="onecycle", optimizer="sgd")
-    opt = make_optimizer(nn.Linear(2, 2), cfg)
-    sched = make_scheduler(opt, cfg, steps_per_epoch=10)
-    lrs = []
-    for _ in range(40):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    lrs = learning_rates(TrainConfig(epochs=4, warmup_epochs=1, lr=0.1, schedule="onecycle",
+                                     optimizer="sgd"))
     assert 8 <= int(np.argmax(lrs)) <= 10 and max(lrs) == pytest.approx(0.1, rel=1e-3)
     assert lrs[0] < 0.01 and lrs[-1] < 1e-4
 
