@@ -25,11 +25,10 @@ def find_duplicates(manifest: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
     """Mark all but one file of each SHA-1 group as a duplicate of the one kept."""
     out = manifest.copy()
     live = out[out["status"] == KEPT]
+    live = live[live.duplicated("sha1", keep=False)]  # only the groups that have copies
     # Test copies first, then path order: the kept file is the same on every run.
     order = live.assign(_test=live["subset"] != "test").sort_values(["_test", "path"])
     for _, group in order.groupby("sha1", sort=False):
-        if len(group) == 1:
-            continue
         classes = sorted(set(group["class"]))
         keep = group.index[0]
         if len(classes) > 1 and cfg.on_conflict == "drop":
