@@ -160,11 +160,13 @@ def augment_task(resized: Ref, classes: tuple[str, ...], cfg: augment.AugmentCon
         labels = index["label"].to_numpy()[train]
         rows = augment.plan_augmentation(labels, classes, cfg)
         rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"]])
-        images = store.read_array(Path(resized.path) / IMAGES)
-        writer = store.ArrayWriter(out / IMAGES, (len(rows), *images.shape[1:]))
+        source = Path(resized.path) / IMAGES
+        writer = store.ArrayWriter(out / IMAGES, (len(rows), *store.read_array(source).shape[1:]))
         for start in bar(range(0, len(rows), 1024), desc="augment"):
             part = rows.iloc[start:start + 1024]
-            writer.append(augment.render_batch(images, part.assign(source=train[part["source"]])))
+            # Read just this batch's sources: the whole pre-augmented set never sits in memory.
+            images = store.read_rows(source, train[part["source"]])
+            writer.append(augment.render_batch(images, part.assign(source=np.arange(len(part)))))
         writer.close()
         store.write_frame(out / "plan.parquet", rows)
         return {"before": int(len(train)), "after": int(len(rows))}

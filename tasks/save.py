@@ -30,7 +30,7 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
         pos = np.flatnonzero(index["split"].to_numpy() == name)
         if name == "test" and not len(pos):
             continue
-        store.write_array(base / name / IMAGES, images[pos])
+        store.write_array(base / name / IMAGES, store.read_rows(Path(resized.path) / IMAGES, pos))
         _save_labels(base / name, index["label"].to_numpy()[pos], len(classes),
                      pd.DataFrame({"source": index["path"].to_numpy()[pos], "noise": "none"}))
         counts[name] = len(pos)

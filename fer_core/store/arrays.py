@@ -17,6 +17,7 @@ __all__ = [
     "ArrayWriter",
     "write_array",
     "read_array",
+    "read_rows",
     "SavedSet",
     "sets_dir",
     "load_set",
@@ -69,6 +70,31 @@ def write_array(path: str | os.PathLike, arr: np.ndarray) -> Ref:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
     return ref(path)
+
+
+def read_rows(path: str | os.PathLike, index) -> np.ndarray:
+    """Rows of an ``.npy`` array by index, read with plain file reads.
+
+    Unlike indexing a memory map, nothing stays mapped afterwards: gathering rows from a
+    1 GB array this way does not add 1 GB of file pages to the process's resident memory.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f)
+        if fortran:
+            raise ValueError(f"{path}: Fortran-ordered arrays are not stored here")
+        start, row = f.tell(), int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        if index.size and (index.min() < 0 or index.max() >= shape[0]):
+            raise IndexError(f"{path}: rows {index.min()}..{index.max()} not in 0..{shape[0] - 1}")
+        out = np.empty((index.size, *shape[1:]), dtype)
+        flat = out.reshape(index.size, row // dtype.itemsize).view(np.uint8)
+        for i, r in enumerate(index):
+            f.seek(start + int(r) * row)
+            f.readinto(memoryview(flat[i]))
+    return out
 
 
 def read_array(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:

@@ -68,3 +68,13 @@ def test_saved_set_divides_by_255_at_load(tmp_path):
     assert s.float_batch(slice(None)).max() == 1.0 and s.targets.tolist() == [0, 1]
     with pytest.raises(FileNotFoundError, match="no 'test' set"):
         store.load_set(tmp_path, "test")
+
+
+def test_read_rows_gathers_the_same_rows_as_indexing(tmp_path):
+    arr = np.random.default_rng(0).integers(0, 255, (50, 4, 4, 3), dtype=np.uint8)
+    ref = store.write_array(tmp_path / "a.npy", arr)
+    idx = [49, 0, 7, 7, 3]
+    assert np.array_equal(store.read_rows(ref.path, idx), arr[idx])
+    assert store.read_rows(ref.path, []).shape == (0, 4, 4, 3)
+    with pytest.raises(IndexError, match="not in 0..49"):
+        store.read_rows(ref.path, [50])
