@@ -36,17 +36,11 @@ class AlignConfig:
     border: Literal["replicate", "constant", "reflect"] = "replicate"
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_detector(cfg: AlignConfig):
     """facenet-pytorch's MTCNN; its weights ship inside the package (nothing downloads)."""
     from facenet_pytorch import MTCNN
+
+    from fer_core.device import resolve_device
 
     return MTCNN(min_face_size=cfg.min_face_size, thresholds=list(cfg.thresholds),
                  select_largest=True, device=resolve_device(cfg.device))

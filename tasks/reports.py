@@ -61,9 +61,6 @@ def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
 
 def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:
     """The report tables, the histograms and a link to the run folder, in the Prefect UI."""
-    import base64
-
-    import pandas as pd
     from prefect.artifacts import (
         create_link_artifact,
         create_markdown_artifact,
@@ -71,16 +68,23 @@ def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:
     )
 
     for name, path in reports.items():
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = store.read_csv(path, dtype=str, keep_default_na=False)
         create_table_artifact(table.to_dict("records"), key=f"table-{name}",
                               description=f"{name}.csv ({Path(path).parent})")
-    rep = Path(out_dir) / "reports"
-    figs = sorted(rep.glob("fig*.png"))
-    md = [f"# Preparation of `{out_dir}`", ""]
-    for fig in figs:
-        data = base64.b64encode(fig.read_bytes()).decode()
-        md += [f"## {fig.stem}", f"![{fig.stem}](data:image/png;base64,{data})", ""]
-    create_markdown_artifact("\n".join(md), key="prepare-figures",
+    figs = sorted((Path(out_dir) / "reports").glob("fig*.png"))
+    create_markdown_artifact(figures_markdown(f"Preparation of `{out_dir}`", figs),
+                             key="prepare-figures",
                              description="Figures 2-5 of the paper for this run")
     create_link_artifact(Path(out_dir).resolve().as_uri(), link_text=str(out_dir),
                          key="run-folder", description="the run folder: sets, reports, manifest")
+
+
+def figures_markdown(title: str, pngs: list[Path]) -> str:
+    """Markdown with the PNGs inlined, so the Prefect UI shows them without file access."""
+    import base64
+
+    md = [f"# {title}", ""]
+    for png in pngs:
+        data = base64.b64encode(store.read_bytes(png)).decode()
+        md += [f"## {png.stem}", f"![{png.stem}](data:image/png;base64,{data})", ""]
+    return "\n".join(md)

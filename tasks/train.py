@@ -81,18 +81,16 @@ def publish_model_task(trained: Ref, run_dir: str) -> str:
 
 
 def publish_training_artifacts(run_dir: str, metrics: dict) -> None:
-    import base64
-
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from tasks.reports import figures_markdown
 
     rows = [{"split": s, **{k: round(v, 4) for k, v in m.items()}} for s, m in metrics.items()]
     create_table_artifact(rows, key="metrics", description="accuracy and macro-F1 per split")
     rep = Path(run_dir) / evaluate.REPORTS
-    md = [f"# Training of `{run_dir}`", ""]
-    for png in ["training_curves.png", *(f"confusion_{s}.png" for s in metrics)]:
-        if (rep / png).is_file():
-            data = base64.b64encode((rep / png).read_bytes()).decode()
-            md += [f"## {png[:-4]}", f"![{png}](data:image/png;base64,{data})", ""]
-    create_markdown_artifact("\n".join(md), key="training-report",
+    pngs = [rep / n for n in ["training_curves.png", *(f"confusion_{s}.png" for s in metrics)]]
+    create_markdown_artifact(figures_markdown(f"Training of `{run_dir}`",
+                                              [p for p in pngs if p.is_file()]),
+                             key="training-report",
                              description="training curves and confusion matrices")
 

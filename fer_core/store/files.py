@@ -117,8 +117,8 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> Ref:
     return write_bytes(path, buf.getvalue().encode())
 
 
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path)
+def read_csv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    return pd.read_csv(path, **kwargs)
 
 
 def write_figure(path: str | os.PathLike, fig) -> Ref:
