@@ -12,11 +12,13 @@ from fer_core.align import AlignConfig
 from fer_core.augment import AugmentConfig
 from fer_core.duplicates import DedupConfig
 from fer_core.ingest import IngestConfig, resolve_class_map, resolve_classes
+from fer_core.quality import QualityConfig
 from fer_core.resize import ResizeConfig
 from fer_core.split import SplitConfig
 
 SECTIONS = {"ingest": IngestConfig, "dedup": DedupConfig, "split": SplitConfig,
-            "align": AlignConfig, "resize": ResizeConfig, "augment": AugmentConfig}
+            "quality": QualityConfig, "align": AlignConfig, "resize": ResizeConfig,
+            "augment": AugmentConfig}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +26,7 @@ class PrepareConfig:
     ingest: IngestConfig
     dedup: DedupConfig = field(default_factory=DedupConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     resize: ResizeConfig = field(default_factory=ResizeConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fer_core import store
 from fer_core.manifest import REJECTED, new_rows
+from fer_core.quality import sharpness
 
 IMAGE_EXTENSIONS = store.IMAGE_SUFFIXES
 SUBSETS = ("train", "test")
@@ -168,7 +170,8 @@ def _inspect(full: Path, rel: str, cfg: IngestConfig) -> dict:
     except store.BadImage as e:
         return {"status": REJECTED, "reason": e.reason}
     h, w = img.shape[:2]
-    out = {"sha1": hashlib.sha1(data).hexdigest(), "width": w, "height": h}
+    out = {"sha1": hashlib.sha1(data).hexdigest(), "width": w, "height": h,
+           "sharpness": sharpness(img)}
     if min(h, w) < cfg.min_size:
         return {**out, "status": REJECTED,
                 "reason": f"too small: {w}x{h} < {cfg.min_size}x{cfg.min_size} minimum"}
@@ -206,7 +209,10 @@ def _csv_rows(root: Path, csv_path: Path, cfg: IngestConfig) -> list[dict]:
         row.update(sha1=hashlib.sha1(data).hexdigest(), width=side, height=side)
         if side * side != len(data):
             row.update(status=REJECTED, reason=f"{len(data)} pixels is not a square image")
-        elif side < cfg.min_size:
+            rows.append(row)
+            continue
+        row["sharpness"] = sharpness(np.frombuffer(data, np.uint8).reshape(side, side))
+        if side < cfg.min_size:
             row.update(status=REJECTED, reason=f"too small: {side}x{side}")
         rows.append(row)
     return rows

@@ -16,11 +16,12 @@ LANDMARKS = ("left_eye_x", "left_eye_y", "right_eye_x", "right_eye_y", "nose_x",
 COLUMNS: dict[str, object] = {
     "path": "", "subset": "", "class": "", "sha1": "", "width": 0, "height": 0,
     "status": KEPT, "reason": "", "duplicate_of": "", "label": -1, "split": "",
+    "sharpness": np.nan,  # fer_core.quality: variance of the Laplacian at 96x96
     "aligned": False, **{c: np.nan for c in LANDMARKS}, "face_prob": np.nan, "angle": np.nan,
     "align_error": "",  # an alignment batch that failed after its retries
 }
 _DTYPES = {"width": "int64", "height": "int64", "label": "int64", "aligned": "bool",
-           **{c: "float64" for c in (*LANDMARKS, "face_prob", "angle")}}
+           **{c: "float64" for c in (*LANDMARKS, "face_prob", "angle", "sharpness")}}
 
 
 def new_rows(rows: list[dict]) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from tasks.prepare import (
     ingest_task,
     merge_alignment_task,
     plan_align_batches,
+    quality_task,
     read_manifest,
     resize_task,
     split_task,
@@ -39,6 +40,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     manifest = ingest_task(cfg.ingest, store_root)                       # 4: read with OpenCV
     manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
     manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
+    warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
     manifest, failed = align_runner(dask_address)(                       # 5: MTCNN alignment
         manifest, cfg.align, root, store_root, retries, retry_delay_s)
     classes = classes_of(read_manifest(manifest))
@@ -48,7 +50,8 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     reports = reports_task(manifest, resized, augmented, classes, root, out_dir)
     publish_artifacts(reports, out_dir)
     return {"classes": list(classes), "sets": counts, "reports": reports,
-            "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed}
+            "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed,
+            "warnings": warnings}
 
 
 def align_runner(dask_address: str | None):

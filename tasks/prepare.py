@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from fer_core import align, augment, duplicates, ingest, resize, split, store
+from fer_core import align, augment, duplicates, ingest, quality, resize, split, store
 from fer_core.manifest import KEPT
 from fer_core.progress import bar
 from fer_core.store import Ref
@@ -68,6 +68,17 @@ def split_task(manifest: Ref, cfg: split.SplitConfig, store_root: str) -> Ref:
         return split.split(encoded, cfg)
 
     return _manifest_stage(_split_dir(locals()), make)
+
+
+@task(name="quality", task_run_name="sharpness-per-split", **task_options(None))
+def quality_task(manifest: Ref, cfg: quality.QualityConfig) -> list[str]:
+    """Warn (in the run's log) when one split is far blurrier than another."""
+    from prefect import get_run_logger
+
+    warnings = quality.sharpness_warnings(quality.sharpness_table(read_manifest(manifest)), cfg)
+    for line in warnings:
+        get_run_logger().warning(line)
+    return warnings
 
 
 @task(name="plan-align-batches", task_run_name="plan-align-batches", **task_options(None))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from fer_core import align, augment, distribution, figures, split, store
+from fer_core import align, augment, distribution, figures, quality, split, store
 from fer_core.manifest import KEPT
 from fer_core.store import Ref
 from tasks.caching import task_options
@@ -25,7 +25,8 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
     dist = distribution.class_distribution(m)
     aug = augment.augmentation_table(before, plan, classes)
     tables = {"distribution": dist, "split": split.split_table(m, classes),
-              "alignment": align.alignment_table(m, classes), "augmentation": aug}
+              "alignment": align.alignment_table(m, classes), "augmentation": aug,
+              "sharpness": quality.sharpness_table(m)}
     for name, table in tables.items():
         store.write_csv(rep / f"{name}.csv", table)
     per_class = dist[dist["class"] != "Total"]
