@@ -24,13 +24,14 @@ from torch import nn
 
 from fer_core import store
 from fer_core.device import autocast
+from fer_core.resize import SCALE
 
 REPORTS = "reports"
 
 
 def to_input(batch_uint8_nhwc: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
     """uint8 NHWC (on any device) -> float NCHW in [0, 1], the models' input contract."""
-    x = batch_uint8_nhwc.permute(0, 3, 1, 2).float().div_(255.0)
+    x = batch_uint8_nhwc.permute(0, 3, 1, 2).float().div_(SCALE)
     return x.contiguous(memory_format=torch.channels_last if channels_last
                         else torch.contiguous_format)
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from fer_core import checkpoint, store
+from fer_core.resize import normalize
 
 FORMATS = ("onnx", "torchscript")
 INPUT, OUTPUT = "input", "logits"
@@ -110,8 +111,7 @@ def to_input(images_uint8_nhwc: np.ndarray) -> np.ndarray:
     if images_uint8_nhwc.dtype != np.uint8 or images_uint8_nhwc.ndim != 4:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images_uint8_nhwc.dtype} "
                          f"{images_uint8_nhwc.shape}")
-    x = images_uint8_nhwc.transpose(0, 3, 1, 2).astype(np.float32)
-    return np.ascontiguousarray(x / np.float32(255.0))
+    return np.ascontiguousarray(normalize(images_uint8_nhwc.transpose(0, 3, 1, 2)))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -29,11 +29,9 @@ def train_config(config_file: str | None = None, **overrides) -> TrainConfig:
 def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None) -> dict:
     store_root = store_root or str(Path(run_dir) / "store")
     trained = train_task(run_dir, cfg, store_root)                # 8: class-weighted training
-    model = publish_model_task(trained, run_dir)
-    history = str(Path(trained.path) / "reports" / "history.csv")
-    metrics = evaluate_task(model, run_dir, ("val", "test"), history)  # 9: macro-F1, confusion
-    publish_training_artifacts(run_dir, metrics)
-    return {"metrics": metrics, "checkpoint": model, "reports": str(Path(run_dir) / "reports")}
+    published = publish_model_task(trained, run_dir)              # 9: macro-F1, confusion
+    publish_training_artifacts(run_dir, published["metrics"])
+    return {**published, "reports": str(Path(run_dir) / "reports")}
 
 
 @flow(name="train", log_prints=True)

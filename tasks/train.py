@@ -47,13 +47,14 @@ def best_checkpoint(trained: Ref) -> str:
 
 
 @task(name="evaluate", task_run_name="evaluate-{splits}", **task_options(None))
-def evaluate_task(checkpoint_path: str, run_dir: str, splits: tuple[str, ...] = ("val", "test"),
-                  history: str | None = None) -> dict:
+def evaluate_task(checkpoint_path: str, run_dir: str,
+                  splits: tuple[str, ...] = ("val", "test")) -> dict:
     """Macro-F1, per-class metrics and confusion matrices of a checkpoint on the saved
     splits of ``run_dir``; reports (and the model, after training) under ``run_dir``."""
     model, meta = checkpoint.load_model(checkpoint_path)
     device = dev.resolve_device("auto")
     model = model.to(device)
+    tta = bool(meta.get("config", {}).get("hflip_tta", False))  # as the model was selected
     metrics = {}
     for split in splits:
         try:
@@ -65,19 +66,28 @@ def evaluate_task(checkpoint_path: str, run_dir: str, splits: tuple[str, ...] = 
         if tuple(saved.classes) != tuple(meta["classes"]):
             raise ValueError(f"{run_dir}: classes {saved.classes} differ from the model's "
                              f"{meta['classes']}; prepare it with the model's classes")
-        metrics[split] = evaluate.evaluate(model, saved, device=device)
-    curves = store.read_csv(history) if history else pd.DataFrame()
-    evaluate.write_reports(run_dir, metrics, curves, meta["classes"],
+        metrics[split] = evaluate.evaluate(model, saved, device=device, hflip_tta=tta)
+    evaluate.write_reports(run_dir, metrics, pd.DataFrame(), meta["classes"],
                            extra={"model": meta["model"], "checkpoint": str(checkpoint_path)})
     return {s: {k: m[k] for k in ("accuracy", "macro_f1")} for s, m in metrics.items()}
 
 
 @task(name="publish-model", task_run_name="publish-model", **task_options(None))
-def publish_model_task(trained: Ref, run_dir: str) -> str:
+def publish_model_task(trained: Ref, run_dir: str) -> dict:
+    """The best checkpoint to RUN_DIR/model and its reports to RUN_DIR/reports.
+
+    fit() already scored the best model on every split (with the run's test-time flip),
+    inside the cached training result: publishing them avoids scoring it twice.
+    """
     best = Path(best_checkpoint(trained))
     for name in ("best.pt", "best.json"):
         store.link_or_copy(best.with_name(name), Path(run_dir) / "model" / name)
-    return str(Path(run_dir) / "model" / "best.pt")
+    for report in sorted((Path(trained.path) / evaluate.REPORTS).iterdir()):
+        store.link_or_copy(report, Path(run_dir) / evaluate.REPORTS / report.name)
+    metrics = store.read_json(Path(run_dir) / evaluate.REPORTS / "metrics.json")
+    return {"checkpoint": str(Path(run_dir) / "model" / "best.pt"),
+            "metrics": {s: {k: m[k] for k in ("accuracy", "macro_f1")}
+                        for s, m in metrics.items() if isinstance(m, dict) and "accuracy" in m}}
 
 
 def publish_training_artifacts(run_dir: str, metrics: dict) -> None:

@@ -105,7 +105,8 @@ def read_array(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
 class SavedSet:
     """One saved split: uint8 images (memory-mapped), one-hot labels and class names.
 
-    Pixels stay uint8 on disk and in memory; divide by 255 at load (``float_batch``):
+    Pixels stay uint8 on disk and in memory; divide by 255 at load (``resize.normalize``,
+    ``evaluate.to_input`` on the device):
     the same values as the paper's normalised arrays, at a quarter of the bytes.
     """
 
@@ -116,9 +117,6 @@ class SavedSet:
     @property
     def targets(self) -> np.ndarray:
         return self.labels.argmax(axis=1)
-
-    def float_batch(self, index) -> np.ndarray:
-        return self.images[index].astype(np.float32) / 255.0
 
 
 def sets_dir(run_dir: str | os.PathLike) -> Path:

@@ -25,6 +25,7 @@ def test_pipeline_then_new_training_parameters_rerun_only_training(prefect_backe
     metrics = json.loads((out / "reports" / "metrics.json").read_text())
     assert {"val", "test"} <= set(metrics) and "per_class" in metrics["test"]
     assert 0 <= metrics["test"]["macro_f1"] <= 1
+    assert metrics["best_epoch"] in (1, 2)  # fit's own scores of the best model, published
     for f in ("confusion_test.csv", "confusion_test.png", "training_curves.png"):
         assert (out / "reports" / f).stat().st_size > 50
     assert (out / "model" / "best.pt").is_file()
