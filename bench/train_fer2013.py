@@ -14,6 +14,7 @@ second times bare forward+backward+step on random data for the same model and se
 from __future__ import annotations
 
 import argparse
+import resource
 import shlex
 import sys
 import time
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         out = args.results / f"train_{name}.json"
     record["wall_seconds"] = time.perf_counter() - t0
+    record["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     record["machine"] = machine_info()  # after the run: includes the threads torch used
     store.write_json(out, record)
     print(f"wrote {out}")

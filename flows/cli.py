@@ -10,8 +10,8 @@ from pathlib import Path
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder for sets, reports and manifest")
-    p.add_argument("--config", help="YAML/JSON config with ingest/dedup/split/align/resize/"
-                   "augment sections")
+    p.add_argument("--config", help="YAML/JSON config with ingest/dedup/split/quality/align/"
+                   "resize/augment sections")
     p.add_argument("--classes", help="class subset after mapping: 'paper' (the six) or a,b,c")
     p.add_argument("--class-map", help="'fer2013' or old=New,... pairs")
     p.add_argument("--augment", default="auto", help="paper | balance | none | auto "
