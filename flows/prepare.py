@@ -49,9 +49,11 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     counts = save_task(resized, augmented, classes, out_dir)             # 5: one-hot, save
     reports = reports_task(manifest, resized, augmented, classes, root, out_dir)
     publish_artifacts(reports, out_dir)
-    return {"classes": list(classes), "sets": counts, "reports": reports,
-            "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed,
-            "warnings": warnings}
+    result = {"classes": list(classes), "sets": counts, "reports": reports,
+              "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed,
+              "warnings": warnings}
+    store.write_json(Path(out_dir) / "prepare.json", {"config": cfg.to_dict(), **result})
+    return result
 
 
 def align_runner(dask_address: str | None):
@@ -113,6 +115,5 @@ def prepare(data: str, out: str, classes: str | None = None, class_map: str | No
                        augment=augment, align=align)
     result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s,
                           dask_address=dask_address)
-    store.write_json(Path(out) / "prepare.json", {"config": cfg.to_dict(), **result})
     raise_if_incomplete(result, retries)
     return result

@@ -31,7 +31,18 @@ def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = 
     trained = train_task(run_dir, cfg, store_root)                # 8: class-weighted training
     published = publish_model_task(trained, run_dir)              # 9: macro-F1, confusion
     publish_training_artifacts(run_dir, published["metrics"])
-    return {**published, "reports": str(Path(run_dir) / "reports")}
+    return {**published, "reports": str(Path(run_dir) / "reports"),
+            "data_warnings": data_warnings(run_dir)}
+
+
+def data_warnings(run_dir: str) -> list[str]:
+    """The preparation's warnings (e.g. a blurred training split), repeated beside the
+    scores they explain."""
+    prepared = Path(run_dir) / "prepare.json"
+    warnings = store.read_json(prepared).get("warnings", []) if prepared.is_file() else []
+    for line in warnings:
+        print(f"WARNING from the preparation of {run_dir}: {line}")
+    return warnings
 
 
 @flow(name="train", log_prints=True)

@@ -29,6 +29,9 @@ def test_pipeline_then_new_training_parameters_rerun_only_training(prefect_backe
     for f in ("confusion_test.csv", "confusion_test.png", "training_curves.png"):
         assert (out / "reports" / f).stat().st_size > 50
     assert (out / "model" / "best.pt").is_file()
+    # ../shared's FER2013 train/ is blurred, test/ sharp: the warning reaches the scores.
+    (warning,) = json.loads((out / "pipeline.json").read_text())["data_warnings"]
+    assert "blurrier than the test images" in warning
     first = results(out / "store")
 
     assert main([*args, "--epochs", "3"]) == 0
