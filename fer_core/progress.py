@@ -7,5 +7,5 @@ from tqdm.auto import tqdm
 
 def bar(iterable, *, total: int | None = None, desc: str | None = None):
     # disable=None: tqdm turns itself off when stderr is not a terminal.
-    return tqdm(iterable, total=total, desc=desc, disable=None, leave=False, unit="img"
-                if desc in ("ingest",) else "it")
+    return tqdm(iterable, total=total, desc=desc, disable=None, leave=False,
+                unit="img" if desc in ("ingest",) else "it")

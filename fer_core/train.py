@@ -26,6 +26,7 @@ from fer_core import evaluate as ev
 from fer_core import store
 from fer_core.device import autocast, resolve_device, seed_everything, set_threads
 from fer_core.models import create_model
+from fer_core.progress import bar
 from fer_core.train_config import RESUME_FREE, TrainConfig, validate
 
 __all__ = ["TrainConfig", "FitResult", "class_weights", "fit", "train_one_epoch", "evaluate"]
@@ -214,8 +215,10 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
         rng = np.random.default_rng([cfg.random_state, epoch])
         torch.manual_seed(cfg.random_state * 100_003 + epoch)  # dropout, per epoch
         order = dev.shuffled_order(len(train_xy[0]), cfg.batch_size, rng)
-        tr = train_one_epoch(step_model, dev.batches(*train_xy, cfg.batch_size, order=order),
-                             optimizer, scheduler, criterion, device, cfg=cfg, rng=rng)
+        steps = bar(dev.batches(*train_xy, cfg.batch_size, order=order),
+                    total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}")
+        tr = train_one_epoch(step_model, steps, optimizer, scheduler, criterion, device,
+                             cfg=cfg, rng=rng)
         va = evaluate(model, dev.batches(*val_xy, cfg.eval_batch_size), criterion, device,
                       num_classes=len(classes), cfg=cfg)
         images, seconds = images + tr["images"], seconds + tr["seconds"]

@@ -26,7 +26,8 @@ def _train_dir(a) -> Path:
 def train_task(run_dir: str, cfg: train.TrainConfig, store_root: str) -> Ref:
     def make(out: Path) -> dict:
         # An interrupted run left last.pt here: fit resumes from it.
-        result = train.fit(run_dir, cfg, out_dir=out, resume=True, progress=_log_epoch)
+        result = train.fit(run_dir, cfg, out_dir=out, resume=True,
+                           progress=_epoch_reporter(cfg.epochs))
         return {"best_epoch": result.best_epoch, "last_epoch": result.last_epoch,
                 "stopped_early": result.stopped_early, "device": result.device,
                 "train_images_per_s": result.train_images / max(result.train_seconds, 1e-9)}
@@ -34,12 +35,30 @@ def train_task(run_dir: str, cfg: train.TrainConfig, store_root: str) -> Ref:
     return store.run_stage(_train_dir(locals()), make)[0]
 
 
-def _log_epoch(record: dict) -> None:
+def _epoch_reporter(epochs: int):
+    """Each epoch: a log line, the progress artifact and the history table artifact."""
     from prefect import get_run_logger
+    from prefect.artifacts import (
+        create_progress_artifact,
+        create_table_artifact,
+        update_progress_artifact,
+    )
 
-    get_run_logger().info("epoch %(epoch)d: train loss %(train_loss).4f acc %(train_acc).3f | "
-                          "val loss %(val_loss).4f acc %(val_acc).3f macro-F1 %(val_macro_f1).3f",
-                          record)
+    progress = create_progress_artifact(0.0, key="training-progress",
+                                        description="epochs done")
+    history: list[dict] = []
+
+    def report(record: dict) -> None:
+        get_run_logger().info("epoch %(epoch)d: train loss %(train_loss).4f acc %(train_acc).3f"
+                              " | val loss %(val_loss).4f acc %(val_acc).3f macro-F1 "
+                              "%(val_macro_f1).3f", record)
+        update_progress_artifact(progress, 100.0 * record["epoch"] / epochs)
+        history.append({k: round(v, 4) if isinstance(v, float) else v
+                        for k, v in record.items()})
+        create_table_artifact(history, key="training-history",
+                              description="per-epoch loss, accuracy and validation macro-F1")
+
+    return report
 
 
 def best_checkpoint(trained: Ref) -> str:

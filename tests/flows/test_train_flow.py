@@ -12,6 +12,19 @@ from tests.conftest import extract_fer2013_subset
 from tests.flows.test_caching import changed, results
 
 
+def latest_artifact(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
+    assert found, f"no artifact {key!r}"
+    return found[0]
+
+
 @pytest.mark.fer2013
 @pytest.mark.slow
 def test_pipeline_then_new_training_parameters_rerun_only_training(prefect_backend, tmp_path):
@@ -33,6 +46,9 @@ def test_pipeline_then_new_training_parameters_rerun_only_training(prefect_backe
     (warning,) = json.loads((out / "pipeline.json").read_text())["data_warnings"]
     assert "blurrier than the test images" in warning
     first = results(out / "store")
+    history = latest_artifact("training-history")
+    assert [row["epoch"] for row in json.loads(history.data)] == [1, 2]
+    assert latest_artifact("training-progress").data == 100.0
 
     assert main([*args, "--epochs", "3"]) == 0
     after = results(out / "store")
