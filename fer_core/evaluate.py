@@ -174,8 +174,15 @@ def write_reports(out_dir: str | os.PathLike, metrics: dict[str, dict],
                   extra: dict | None = None) -> dict[str, store.Ref]:
     """``reports/``: metrics.json, history.csv, training_curves.png, confusion_<split>.*."""
     reports = Path(out_dir) / REPORTS
+    # Top level: the held-out test split's scores when there is one (else the first split),
+    # so `metrics.json["macro_f1"]` is the headline figure; every split stays under its name.
+    headline = "test" if "test" in metrics else next(iter(metrics), None)
+    top = ({"split": headline, **{k: metrics[headline][k]
+                                  for k in ("accuracy", "macro_f1", "per_class")}}
+           if headline else {})
     refs = {"metrics": store.write_json(reports / "metrics.json",
-                                        {**(extra or {}), "classes": list(classes), **metrics}),
+                                        {**(extra or {}), "classes": list(classes), **top,
+                                         **metrics}),
             "history": store.write_csv(reports / "history.csv", history)}
     if len(history):
         refs["curves"] = store.write_figure(reports / "training_curves.png",

@@ -106,7 +106,7 @@ def publish_model_task(trained: Ref, run_dir: str) -> dict:
     metrics = store.read_json(Path(run_dir) / evaluate.REPORTS / "metrics.json")
     return {"checkpoint": str(Path(run_dir) / "model" / "best.pt"),
             "metrics": {s: {k: m[k] for k in ("accuracy", "macro_f1")}
-                        for s, m in metrics.items() if isinstance(m, dict) and "accuracy" in m}}
+                        for s, m in metrics.items() if s in ("train", "val", "test")}}
 
 
 def publish_training_artifacts(run_dir: str, metrics: dict) -> None:

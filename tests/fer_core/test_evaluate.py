@@ -75,6 +75,10 @@ def test_reports_are_written_for_val_and_test(fer_run, trained):  # noqa: F811
     metrics = store.read_json(reports / "metrics.json")
     assert metrics["classes"] == ["angry", "happy", "neutral", "surprise"]
     assert metrics["best_epoch"] == trained.best_epoch
+    # the headline keys at the top are the held-out test split's
+    assert metrics["split"] == "test"
+    assert {k: metrics[k] for k in ("accuracy", "macro_f1", "per_class")} == \
+        {k: metrics["test"][k] for k in ("accuracy", "macro_f1", "per_class")}
     for split in ("val", "test"):
         m = metrics[split]
         assert {"accuracy", "macro_f1", "per_class"} <= set(m)
