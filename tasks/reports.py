@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from fer_core import align, augment, distribution, figures, quality, split, store
+from fer_core import align, augment, distribution, duplicates, figures, quality, split, store
 from fer_core.manifest import KEPT
 from fer_core.store import Ref
 from tasks.caching import task_options
@@ -26,7 +26,9 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
     aug = augment.augmentation_table(before, plan, classes)
     tables = {"distribution": dist, "split": split.split_table(m, classes),
               "alignment": align.alignment_table(m, classes), "augmentation": aug,
-              "sharpness": quality.sharpness_table(m)}
+              "sharpness": quality.sharpness_table(m),
+              # (ours) which identical files were labelled differently and what was kept
+              "label_conflicts": duplicates.conflict_table(m)}
     for name, table in tables.items():
         store.write_csv(rep / f"{name}.csv", table)
     per_class = dist[dist["class"] != "Total"]
@@ -70,7 +72,8 @@ def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:
 
     for name, path in reports.items():
         table = store.read_csv(path, dtype=str, keep_default_na=False)
-        create_table_artifact(table.to_dict("records"), key=f"table-{name}",
+        # Prefect artifact keys allow lowercase letters, digits and dashes only.
+        create_table_artifact(table.to_dict("records"), key=f"table-{name.replace('_', '-')}",
                               description=f"{name}.csv ({Path(path).parent})")
     figs = sorted((Path(out_dir) / "reports").glob("fig*.png"))
     create_markdown_artifact(figures_markdown(f"Preparation of `{out_dir}`", figs),
