@@ -164,11 +164,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 
 
 def _load_splits(run_dir: str | os.PathLike) -> dict[str, store.SavedSet]:
+    """train and val, then every other set the run is scored on: test and the named
+    subsets of it (``fer prepare --subset``, e.g. test_private)."""
     sets = {s: store.load_set(run_dir, s) for s in ("train", "val")}
-    try:
-        sets["test"] = store.load_set(run_dir, "test")
-    except FileNotFoundError:
-        pass
+    for s in store.evaluation_splits(run_dir):
+        if s not in sets:
+            sets[s] = store.load_set(run_dir, s)
     return sets
 
 
@@ -267,12 +268,13 @@ def _restore(last_pt: Path, config: dict, classes: tuple[str, ...], model: nn.Mo
 def _finish(out: Path, best_pt: Path, model: nn.Module, sets: dict[str, store.SavedSet],
             cfg: TrainConfig, history: list[dict], best: dict, *, stopped: bool, images: int,
             seconds: float, device: torch.device) -> FitResult:
-    """Reload the best weights, evaluate every split, write reports and best.json."""
+    """Reload the best weights, evaluate every split and subset, write reports and best.json."""
     state, meta = ckpt.load_checkpoint(best_pt)
     model.load_state_dict(state["model"])
-    metrics = {s: ev.evaluate(model, v, device=device, batch_size=cfg.eval_batch_size,
-                              hflip_tta=cfg.hflip_tta)
-               for s, v in sets.items() if s != "train"}
+    # A subset (test_private) is scored from its parent's predictions: no image twice.
+    metrics = ev.evaluate_sets(model, {s: v for s, v in sets.items() if s != "train"},
+                               device=device, batch_size=cfg.eval_batch_size,
+                               hflip_tta=cfg.hflip_tta)
     classes = sets["train"].classes
     ev.write_reports(out, metrics, pd.DataFrame(history), classes,
                      extra={"model": cfg.model, "best_epoch": best["epoch"]})

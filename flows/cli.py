@@ -11,12 +11,16 @@ from pathlib import Path
 def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder for sets, reports and manifest")
     p.add_argument("--config", help="YAML/JSON config with ingest/dedup/split/quality/align/"
-                   "resize/augment sections")
+                   "resize/augment sections, and subsets: {NAME: LIST}")
     p.add_argument("--classes", help="class subset after mapping: 'paper' (the six) or a,b,c")
     p.add_argument("--class-map", help="'fer2013' or old=New,... pairs")
     p.add_argument("--augment", default="auto", help="paper | balance | none | auto "
                    "(paper for the paper's six classes, balance otherwise)")
     p.add_argument("--no-align", action="store_true", help="skip MTCNN alignment")
+    p.add_argument("--subset", action="append", default=[], metavar="NAME=LIST",
+                   help="a named subset of the held-out test split, scored beside it: LIST "
+                   "names its images one per line, relative to the data folder (e.g. "
+                   "test_private=fer2013/test_private.txt); repeatable")
     p.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     p.add_argument("--retries", type=int, default=2, help="retries of a failed alignment batch")
     p.add_argument("--dask-address", help="run alignment batches on this Dask scheduler "
@@ -59,7 +63,7 @@ def cmd_prepare(args) -> int:
     result = prepare(data=args.data, out=args.out, classes=args.classes,
                      class_map=args.class_map, augment=args.augment, align=not args.no_align,
                      config_file=args.config, store_root=args.store, retries=args.retries,
-                     dask_address=args.dask_address)
+                     dask_address=args.dask_address, subsets=subset_options(args.subset))
     manifest = read_frame(result["manifest"])
     print(f"manifest: {result['manifest']}  {status_counts(manifest)}")
     for line in summarize_rejections(manifest):
@@ -67,6 +71,20 @@ def cmd_prepare(args) -> int:
     print(f"sets: {json.dumps(result['sets'])}  classes: {', '.join(result['classes'])}")
     print(f"reports: {Path(args.out) / 'reports'}")
     return 0
+
+
+def subset_options(options: list[str]) -> dict[str, str] | None:
+    """``--subset NAME=LIST`` options -> {name: list file}. A LIST that exists from here is
+    made absolute (a path typed in a shell); otherwise it stays relative to the data folder."""
+    from fer_core.subsets import parse_option
+
+    out = {}
+    for option in options:
+        name, path = parse_option(option)
+        if name in out:
+            raise ValueError(f"--subset {name} is given twice")
+        out[name] = str(Path(path).resolve()) if Path(path).is_file() else path
+    return out or None
 
 
 def cmd_demo(args) -> int:

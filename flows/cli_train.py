@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def _train_args(p) -> None:
@@ -25,9 +26,16 @@ def register(sub) -> None:
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="score a trained model, on its run or another dataset")
     e.add_argument("run_dir")
-    e.add_argument("--data", help="another dataset, prepared as the run's was (cross-dataset)")
-    e.add_argument("--class-map", help="'fer2013' or old=New pairs, for --data")
+    e.add_argument("--data", help="another dataset, all of it one test set, aligned and "
+                   "resized as the run's (cross-dataset); reports in "
+                   "RUN_DIR/reports/cross/NAME/")
+    e.add_argument("--class-map", help="'fer2013' or old=New pairs, for --data "
+                   "(default: the run's)")
+    e.add_argument("--classes", help="a,b,c: only these classes of --data (a class the model "
+                   "does not know is otherwise an error)")
+    e.add_argument("--name", help="name of --data in the reports (default: its folder's)")
     e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt")
+    e.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     e.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
     p.add_argument("data")
@@ -63,8 +71,19 @@ def cmd_evaluate(args) -> int:
     from flows.train import evaluate_run
 
     metrics = evaluate_run(run_dir=args.run_dir, data=args.data, class_map=args.class_map,
-                           checkpoint=args.checkpoint)
+                           checkpoint=args.checkpoint, classes=args.classes, name=args.name,
+                           store_root=args.store)
     _show(metrics)
+    if args.data is None:
+        print(f"reports: {Path(args.run_dir) / 'reports'}")
+    else:
+        from flows.train import other_dataset_name
+
+        where = Path(args.run_dir) / "reports" / "cross" / (args.name
+                                                             or other_dataset_name(args.data))
+        print("all_classes: the model's argmax over all its classes; present_classes: "
+              "restricted to the classes in the data")
+        print(f"reports: {where}")
     return 0
 
 

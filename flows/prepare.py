@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_core import ingest, store
+from fer_core import ingest, store, subsets
 from fer_core.align import AlignConfig
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
@@ -25,6 +25,7 @@ from tasks.prepare import (
 )
 from tasks.reports import publish_artifacts, reports_task
 from tasks.save import save_task
+from tasks.subsets import all_test_task
 
 
 class AlignmentIncomplete(RuntimeError):
@@ -33,20 +34,30 @@ class AlignmentIncomplete(RuntimeError):
 
 def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None, *,
                  retries: int = 2, retry_delay_s: float = 2.0,
-                 dask_address: str | None = None) -> dict:
-    """Run every preparation stage of ``cfg`` and save the sets under ``out_dir``."""
+                 dask_address: str | None = None,
+                 known_classes: tuple[str, ...] | None = None) -> dict:
+    """Run every preparation stage of ``cfg`` and save the sets under ``out_dir``.
+
+    ``known_classes``: the classes the data may have (a model's, when it is only scored);
+    another class is an error naming it, raised before alignment.
+    """
     store_root = store_root or str(Path(out_dir) / "store")
     root = ingest.data_root(cfg.ingest.root)
     manifest = ingest_task(cfg.ingest, store_root)                       # 4: read with OpenCV
+    if cfg.all_test:                                                     # (ours) scored only:
+        manifest = all_test_task(manifest, store_root)                   #   all of it is test
     manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
     manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
+    check_classes(classes_of(read_manifest(manifest)), known_classes, cfg.ingest.root)
     warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
     manifest, failed = align_runner(dask_address)(                       # 5: MTCNN alignment
         manifest, cfg.align, root, store_root, retries, retry_delay_s)
     classes = classes_of(read_manifest(manifest))
     resized = resize_task(manifest, cfg.resize, root, store_root)        # 5: 96x96, /255 on load
     augmented = augment_task(resized, classes, cfg.augment, store_root)  # 5: noise augmentation
-    counts = save_task(resized, augmented, classes, out_dir)             # 5: one-hot, save
+    counts = save_task(resized, augmented, classes, out_dir, cfg.subsets,  # 5: one-hot, save
+                       manifest, store_root)                             #  (+ named subsets)
+    warnings = [*warnings, *subset_warnings(out_dir)]
     reports = reports_task(manifest, resized, augmented, classes, root, out_dir)
     publish_artifacts(reports, out_dir)
     result = {"classes": list(classes), "sets": counts, "reports": reports,
@@ -54,6 +65,24 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
               "warnings": warnings}
     store.write_json(Path(out_dir) / "prepare.json", {"config": cfg.to_dict(), **result})
     return result
+
+
+def check_classes(present: tuple[str, ...], known: tuple[str, ...] | None, data: str) -> None:
+    unknown = [c for c in present if known is not None and c not in known]
+    if unknown:
+        raise ValueError(f"{data}: class(es) {unknown} are not among the model's classes "
+                         f"{list(known)}; rename them with --class-map old=New or leave them "
+                         "out with --classes")
+
+
+def subset_warnings(out_dir: str) -> list[str]:
+    """Listed images that are not in a saved subset, said in the run's log."""
+    from prefect import get_run_logger
+
+    lines = subsets.warnings(store.read_sets_meta(out_dir))
+    for line in lines:
+        get_run_logger().warning(line)
+    return lines
 
 
 def align_runner(dask_address: str | None):
@@ -109,10 +138,14 @@ def raise_if_incomplete(result: dict, retries: int) -> None:
 def prepare(data: str, out: str, classes: str | None = None, class_map: str | None = None,
             augment: str = "auto", align: bool = True, config_file: str | None = None,
             store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0,
-            dask_address: str | None = None) -> dict:
-    """Prepare a labelled face folder as the paper does: manifest to saved, augmented sets."""
+            dask_address: str | None = None, subsets: dict[str, str] | None = None) -> dict:
+    """Prepare a labelled face folder as the paper does: manifest to saved, augmented sets.
+
+    ``subsets``: named subsets of the test split, ``{name: list file}`` (a relative path is
+    relative to the data folder), e.g. ``{"test_private": "test_private.txt"}``.
+    """
     cfg = build_config(data, file=config_file, classes=classes, class_map=class_map,
-                       augment=augment, align=align)
+                       augment=augment, align=align, subsets=subsets)
     result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s,
                           dask_address=dask_address)
     raise_if_incomplete(result, retries)

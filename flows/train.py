@@ -8,11 +8,13 @@ from pathlib import Path
 from prefect import flow
 
 from fer_core import store
-from fer_core.config import build_config
+from fer_core.config import evaluation_config
 from fer_core.train import TrainConfig
 from flows.prepare import prepare_sets
 from tasks.train import (
+    cross_evaluate_task,
     evaluate_task,
+    publish_metrics_table,
     publish_model_task,
     publish_training_artifacts,
     train_task,
@@ -60,19 +62,43 @@ def train(run_dir: str, model: str | None = None, epochs: int | None = None,
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_run(run_dir: str, data: str | None = None, class_map: str | None = None,
-                 checkpoint: str | None = None, store_root: str | None = None) -> dict:
-    """Score a trained model on its run's sets, or on another dataset (cross-dataset):
-    ``data`` goes through the same ingestion and pre-processing, alignment included."""
+                 checkpoint: str | None = None, store_root: str | None = None,
+                 classes: str | None = None, name: str | None = None) -> dict:
+    """Score a trained model on its run's sets (val, test and the named subsets), or on
+    another dataset (cross-dataset): all of ``data`` is one test set, prepared with the
+    run's alignment and resizing, and scored over the classes it holds. Returns
+    {set or scoring: {"accuracy", "macro_f1"}}; training's reports are left alone."""
     checkpoint = checkpoint or str(Path(run_dir) / "model" / "best.pt")
     if data is None:
-        return evaluate_task(checkpoint, run_dir, ("val", "test"))
+        metrics = evaluate_task(checkpoint, run_dir)
+        publish_metrics_table(metrics)
+        return metrics
     from fer_core.checkpoint import load_checkpoint
 
-    classes = ",".join(load_checkpoint(checkpoint)[1]["classes"])
-    target = str(Path(run_dir) / "cross" / Path(data).name)
-    cfg = build_config(data, classes=classes, class_map=class_map, augment="none")
-    prepare_sets(cfg, target, store_root or str(Path(run_dir) / "store"))
-    metrics = evaluate_task(checkpoint, target, ("train", "val", "test"))
-    store.write_json(Path(target) / "evaluate.json", {"checkpoint": checkpoint, "data": data,
-                                                      "metrics": metrics})
-    return metrics
+    model_classes = tuple(load_checkpoint(checkpoint)[1]["classes"])
+    name = _check_name(name or other_dataset_name(data))
+    target = str(Path(run_dir) / "cross" / name)
+    prepared = Path(run_dir) / "prepare.json"
+    run_config = store.read_json(prepared).get("config") if prepared.is_file() else None
+    if run_config is None:
+        print(f"WARNING: {prepared} not found: {data} is prepared with the default alignment "
+              "and resizing, which may not be the run's")
+    cfg = evaluation_config(data, run_config, class_map=class_map, classes=classes)
+    prepare_sets(cfg, target, store_root or str(Path(run_dir) / "store"),
+                 known_classes=model_classes)
+    scores = cross_evaluate_task(checkpoint, target, run_dir, name, data)
+    publish_metrics_table(scores, key="cross-metrics",
+                          description=f"the model of {run_dir} on {data}")
+    return {v: {k: m[k] for k in ("accuracy", "macro_f1")} for v, m in scores.items()}
+
+
+def other_dataset_name(data: str) -> str:
+    """The name another dataset's reports go under: its folder's (or CSV file's) name."""
+    p = Path(data).resolve()
+    return p.stem if p.is_file() else p.name
+
+
+def _check_name(name: str) -> str:
+    if not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise ValueError(f"cross-dataset name {name!r}: give a plain name with --name")
+    return name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 from prefect import task
 
 from fer_core import checkpoint, evaluate, models, store, train
@@ -65,17 +65,18 @@ def best_checkpoint(trained: Ref) -> str:
     return str(Path(trained.path) / train.CHECKPOINTS / "best.pt")
 
 
-@task(name="evaluate", task_run_name="evaluate-{splits}", **task_options(None))
+@task(name="evaluate", task_run_name="evaluate", **task_options(None))
 def evaluate_task(checkpoint_path: str, run_dir: str,
-                  splits: tuple[str, ...] = ("val", "test")) -> dict:
-    """Macro-F1, per-class metrics and confusion matrices of a checkpoint on the saved
-    splits of ``run_dir``; reports (and the model, after training) under ``run_dir``."""
+                  splits: tuple[str, ...] | None = None) -> dict:
+    """Macro-F1, per-class metrics and confusion matrices of a checkpoint on the saved sets
+    of ``run_dir`` (default: every evaluation split, val, test and the named subsets such as
+    test_private); reports under ``run_dir``. Training's history.csv and curves stay."""
     model, meta = checkpoint.load_model(checkpoint_path)
     device = dev.resolve_device("auto")
     model = model.to(device)
     tta = bool(meta.get("config", {}).get("hflip_tta", False))  # as the model was selected
-    metrics = {}
-    for split in splits:
+    sets = {}
+    for split in splits if splits is not None else store.evaluation_splits(run_dir):
         try:
             saved = store.load_set(run_dir, split)
         except FileNotFoundError:
@@ -85,41 +86,77 @@ def evaluate_task(checkpoint_path: str, run_dir: str,
         if tuple(saved.classes) != tuple(meta["classes"]):
             raise ValueError(f"{run_dir}: classes {saved.classes} differ from the model's "
                              f"{meta['classes']}; prepare it with the model's classes")
-        metrics[split] = evaluate.evaluate(model, saved, device=device, hflip_tta=tta)
-    evaluate.write_reports(run_dir, metrics, pd.DataFrame(), meta["classes"],
-                           extra={"model": meta["model"], "checkpoint": str(checkpoint_path)})
+        sets[split] = saved
+    metrics = evaluate.evaluate_sets(model, sets, device=device, hflip_tta=tta)
+    evaluate.write_reports(run_dir, metrics, None, meta["classes"],
+                           extra={"model": meta["model"], "checkpoint": str(checkpoint_path),
+                                  "epoch": meta.get("epoch")})
     return {s: {k: m[k] for k in ("accuracy", "macro_f1")} for s, m in metrics.items()}
+
+
+@task(name="evaluate-other-dataset", task_run_name="evaluate-on-{name}", **task_options(None))
+def cross_evaluate_task(checkpoint_path: str, prepared_dir: str, run_dir: str, name: str,
+                        data: str) -> dict:
+    """A checkpoint on another dataset prepared as one test set (``prepared_dir``), scored
+    over the classes it holds, with the model's full argmax and restricted to those classes;
+    reports under RUN_DIR/reports/cross/<name>/ and a line in reports/cross/summary.json."""
+    model, meta = checkpoint.load_model(checkpoint_path)
+    device = dev.resolve_device("auto")
+    model = model.to(device)
+    tta = bool(meta.get("config", {}).get("hflip_tta", False))
+    saved = store.load_set(prepared_dir, "test")
+    model_classes = list(meta["classes"])
+    # The data's labels index its own (sorted) classes; score in the model's indices.
+    to_model = [model_classes.index(c) for c in saved.classes]
+    logits = evaluate.predict_logits(model, saved.images, device=device, hflip_tta=tta)
+    scores = evaluate.present_class_metrics(logits.cpu().numpy(),
+                                            np.asarray(to_model)[saved.targets],
+                                            model_classes, saved.classes)
+    evaluate.write_cross_reports(run_dir, name, scores, extra={
+        "data": str(Path(data).resolve()), "prepared": str(prepared_dir),
+        "checkpoint": str(checkpoint_path),
+        "model": meta["model"], "model_classes": model_classes})
+    return {v: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for v, m in scores.items()}
 
 
 @task(name="publish-model", task_run_name="publish-model", **task_options(None))
 def publish_model_task(trained: Ref, run_dir: str) -> dict:
     """The best checkpoint to RUN_DIR/model and its reports to RUN_DIR/reports.
 
-    fit() already scored the best model on every split (with the run's test-time flip),
-    inside the cached training result: publishing them avoids scoring it twice.
+    fit() already scored the best model on every split and subset (with the run's test-time
+    flip), inside the cached training result: publishing them avoids scoring it twice.
     """
     best = Path(best_checkpoint(trained))
     for name in ("best.pt", "best.json"):
-        store.link_or_copy(best.with_name(name), Path(run_dir) / "model" / name)
+        store.publish(best.with_name(name), Path(run_dir) / "model" / name)
     for report in sorted((Path(trained.path) / evaluate.REPORTS).iterdir()):
-        store.link_or_copy(report, Path(run_dir) / evaluate.REPORTS / report.name)
+        if report.is_file():
+            store.publish(report, Path(run_dir) / evaluate.REPORTS / report.name)
     metrics = store.read_json(Path(run_dir) / evaluate.REPORTS / "metrics.json")
     return {"checkpoint": str(Path(run_dir) / "model" / "best.pt"),
             "metrics": {s: {k: m[k] for k in ("accuracy", "macro_f1")}
-                        for s, m in metrics.items() if s in ("train", "val", "test")}}
+                        for s, m in evaluate.split_metrics(metrics).items()}}
+
+
+def publish_metrics_table(metrics: dict, *, key: str = "metrics",
+                          description: str = "accuracy and macro-F1 per split") -> None:
+    """One row per scored set (val, test, test_private, ...) in the Prefect UI."""
+    from prefect.artifacts import create_table_artifact
+
+    rows = [{"split": s, **{k: round(v, 4) if isinstance(v, float) else v
+                            for k, v in m.items()}} for s, m in metrics.items()]
+    create_table_artifact(rows, key=key, description=description)
 
 
 def publish_training_artifacts(run_dir: str, metrics: dict) -> None:
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.artifacts import create_markdown_artifact
 
     from tasks.reports import figures_markdown
 
-    rows = [{"split": s, **{k: round(v, 4) for k, v in m.items()}} for s, m in metrics.items()]
-    create_table_artifact(rows, key="metrics", description="accuracy and macro-F1 per split")
+    publish_metrics_table(metrics)
     rep = Path(run_dir) / evaluate.REPORTS
     pngs = [rep / n for n in ["training_curves.png", *(f"confusion_{s}.png" for s in metrics)]]
     create_markdown_artifact(figures_markdown(f"Training of `{run_dir}`",
                                               [p for p in pngs if p.is_file()]),
                              key="training-report",
                              description="training curves and confusion matrices")
-

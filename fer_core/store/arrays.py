@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.store.files import Ref, atomic_path, read_json, ref
+from fer_core.store.files import Ref, atomic_path, link_or_copy, read_json, ref
 
 __all__ = [
     "SET_SPLITS",
@@ -21,6 +21,9 @@ __all__ = [
     "SavedSet",
     "sets_dir",
     "load_set",
+    "read_sets_meta",
+    "evaluation_splits",
+    "publish",
 ]
 
 
@@ -113,6 +116,9 @@ class SavedSet:
     images: np.ndarray  # (N, H, W, 3) uint8, RGB
     labels: np.ndarray  # (N, C) uint8 one-hot
     classes: tuple[str, ...]
+    # A named subset (e.g. test_private) is these rows of its parent split.
+    parent: str | None = None
+    rows: np.ndarray | None = None
 
     @property
     def targets(self) -> np.ndarray:
@@ -123,12 +129,46 @@ def sets_dir(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "sets"
 
 
+def read_sets_meta(run_dir: str | os.PathLike) -> dict:
+    return read_json(sets_dir(run_dir) / SETS_META)
+
+
 def load_set(run_dir: str | os.PathLike, split: str) -> SavedSet:
-    """The split saved by ``fer prepare`` in ``run_dir`` (train, val or test)."""
+    """A set saved by ``fer prepare`` in ``run_dir``: a split (train, val, test) or a named
+    subset of one (``--subset``), which is read as the rows of its parent that it lists."""
     base = sets_dir(run_dir)
     meta = read_json(base / SETS_META)
-    if split not in meta["splits"]:
-        raise FileNotFoundError(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])})")
-    return SavedSet(images=read_array(base / split / "images.npy"),
-                    labels=read_array(base / split / "labels.npy", mmap=False),
-                    classes=tuple(meta["classes"]))
+    subsets = meta.get("subsets") or {}
+    if split in meta["splits"]:
+        return SavedSet(images=read_array(base / split / "images.npy"),
+                        labels=read_array(base / split / "labels.npy", mmap=False),
+                        classes=tuple(meta["classes"]))
+    if split not in subsets:
+        raise FileNotFoundError(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])}"
+                                + (f", subsets: {sorted(subsets)}" if subsets else "") + ")")
+    sub = subsets[split]
+    rows = read_array(base / sub["index"], mmap=False).astype(np.int64)
+    parent = sub["parent"]
+    # Plain reads of just these rows: the parent's whole array is not mapped for them.
+    return SavedSet(images=read_rows(base / parent / "images.npy", rows),
+                    labels=read_array(base / parent / "labels.npy", mmap=False)[rows],
+                    classes=tuple(meta["classes"]), parent=parent, rows=rows)
+
+
+def evaluation_splits(run_dir: str | os.PathLike) -> tuple[str, ...]:
+    """The sets a run is scored on, in report order: val, test, then the named subsets;
+    empty ones left out."""
+    meta = read_json(sets_dir(run_dir) / SETS_META)
+    splits = [s for s in ("val", "test") if meta["splits"].get(s)]
+    return (*splits, *(name for name, sub in (meta.get("subsets") or {}).items()
+                       if sub.get("n") and sub["parent"] in splits))
+
+
+def publish(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """``link_or_copy`` a stored result into a run folder, and nothing when ``dst`` already
+    is ``src`` (a hard link of it, from an earlier run): a rename onto another link of the
+    same file does nothing, which would leave the temporary link behind."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.samefile(src, dst):
+            return
+    link_or_copy(src, dst)

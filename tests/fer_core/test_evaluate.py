@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
 from fer_core import store
 from fer_core.evaluate import (
@@ -94,3 +95,135 @@ def test_reports_are_written_for_val_and_test(fer_run, trained):  # noqa: F811
     assert history["epoch"].tolist() == list(range(1, trained.last_epoch + 1))
     assert {"train_loss", "val_loss", "train_acc", "val_acc", "val_macro_f1"} <= set(history)
     assert (reports / "training_curves.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- named subsets, other data
+
+
+def _argmax(model, images: np.ndarray) -> np.ndarray:
+    """The oracle's predictions: the model's forward on pixels / 255, nothing of evaluate."""
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        return model(x).argmax(dim=1).numpy()
+
+
+def _sklearn(y_true, y_pred, n_classes: int) -> dict:
+    labels = list(range(n_classes))
+    return {"accuracy": accuracy_score(y_true, y_pred),
+            "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro",
+                                 zero_division=0),
+            "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
+
+
+def _every_third_test_row(run_dir, out_dir):
+    """A copy of the run (its arrays hard-linked) whose sets name a subset of test."""
+    src, dst = store.sets_dir(run_dir), store.sets_dir(out_dir)
+    for path in src.rglob("*.npy"):
+        store.link_or_copy(path, dst / path.relative_to(src))
+    meta = store.read_json(src / store.SETS_META)
+    rows = np.arange(0, meta["splits"]["test"], 3)
+    store.write_array(dst / "every_third" / "index.npy", rows)
+    store.write_json(dst / store.SETS_META, {**meta, "subsets": {"every_third": {
+        "parent": "test", "index": "every_third/index.npy", "n": len(rows)}}})
+    return rows
+
+
+def test_a_subset_is_scored_from_its_parents_predictions(fer_run, trained, tmp_path):  # noqa: F811
+    from fer_core.checkpoint import load_model
+    from fer_core.evaluate import evaluate_sets
+
+    rows = _every_third_test_row(fer_run, tmp_path)
+    model, _ = load_model(trained.best_checkpoint)
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    sets = {s: store.load_set(tmp_path, s) for s in store.evaluation_splits(tmp_path)}
+    assert list(sets) == ["val", "test", "every_third"]
+    metrics = evaluate_sets(model, sets, device="cpu", batch_size=64)
+    assert sum(seen) == len(sets["val"].images) + len(sets["test"].images), \
+        "the subset's images are not classified a second time"
+    test = store.load_set(fer_run, "test")
+    oracle = _sklearn(test.targets[rows], _argmax(model, test.images[rows]), 4)
+    got = metrics["every_third"]
+    assert got["n"] == len(rows) == len(range(0, len(test.images), 3))
+    assert got["accuracy"] == pytest.approx(oracle["accuracy"])
+    assert got["macro_f1"] == pytest.approx(oracle["macro_f1"])
+    assert got["confusion"] == oracle["confusion"]
+    # scored alone (its parent not among the sets), it is classified from its own pixels
+    alone = evaluate_sets(model, {"every_third": sets["every_third"]}, device="cpu")
+    assert alone["every_third"] == got
+
+
+def test_fit_scores_every_subset_beside_val_and_test(fer_run, tmp_path):  # noqa: F811
+    from fer_core.checkpoint import load_model
+    from fer_core.train import TrainConfig, fit
+    from tests.fer_core._trainfix import LEARN_CONFIG
+
+    rows = _every_third_test_row(fer_run, tmp_path / "run")
+    result = fit(tmp_path / "run", TrainConfig(**{**LEARN_CONFIG, "epochs": 1}),
+                 out_dir=tmp_path / "out", resume=False)
+    reports = tmp_path / "out" / "reports"
+    metrics = store.read_json(reports / "metrics.json")
+    assert metrics["splits"] == ["val", "test", "every_third"]
+    assert metrics["split"] == "test" and metrics["accuracy"] == metrics["test"]["accuracy"]
+    model, _ = load_model(result.best_checkpoint)
+    test = store.load_set(fer_run, "test")
+    oracle = _sklearn(test.targets[rows], _argmax(model, test.images[rows]), 4)
+    assert metrics["every_third"]["accuracy"] == pytest.approx(oracle["accuracy"])
+    assert metrics["every_third"]["macro_f1"] == pytest.approx(oracle["macro_f1"])
+    cm = pd.read_csv(reports / "confusion_every_third.csv").drop(columns="true").to_numpy()
+    assert cm.tolist() == oracle["confusion"]
+    assert (reports / "confusion_every_third.png").read_bytes()[:4] == b"\x89PNG"
+    assert store.read_json(result.best_checkpoint.with_suffix(".json"))[
+        "metrics"]["every_third"]["n"] == len(rows)
+
+
+def test_data_with_some_classes_is_scored_over_them_both_ways(fer_run, trained):  # noqa: F811
+    from fer_core.checkpoint import load_model
+    from fer_core.evaluate import present_class_metrics
+
+    model, meta = load_model(trained.best_checkpoint)
+    classes = meta["classes"]  # angry, happy, neutral, surprise
+    test = store.load_set(fer_run, "test")
+    present = ["angry", "surprise"]
+    keep = np.isin(test.targets, [classes.index(c) for c in present])
+    x = torch.from_numpy(np.array(test.images[keep])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        logits = model(x).numpy()
+    y = test.targets[keep]
+    scores = present_class_metrics(logits, y, classes, present)
+    idx = [classes.index(c) for c in present]
+    full = logits.argmax(axis=1)
+    masked = np.where(np.isin(np.arange(len(classes)), idx), logits, -np.inf).argmax(axis=1)
+    for name, y_pred in (("all_classes", full), ("present_classes", masked)):
+        got = scores[name]
+        assert got["n"] == int(keep.sum())
+        assert got["accuracy"] == pytest.approx(accuracy_score(y, y_pred))
+        assert got["macro_f1"] == pytest.approx(
+            f1_score(y, y_pred, labels=idx, average="macro", zero_division=0))
+        assert list(got["per_class"]) == present
+        assert got["per_class"]["surprise"]["recall"] == pytest.approx(
+            recall_score(y, y_pred, labels=[idx[1]], average=None)[0])
+    # all classes: rows are the present classes, a column for every class of the model
+    assert scores["all_classes"]["confusion"] == confusion_matrix(
+        y, full, labels=range(len(classes)))[idx].tolist()
+    assert scores["all_classes"]["predicted_absent"] == int((~np.isin(full, idx)).sum())
+    assert scores["all_classes"]["absent_classes"] == ["happy", "neutral"]
+    assert scores["present_classes"]["confusion"] == confusion_matrix(y, masked,
+                                                                      labels=idx).tolist()
+    assert scores["present_classes"]["accuracy"] >= scores["all_classes"]["accuracy"]
+    with pytest.raises(ValueError, match="'fear'"):
+        present_class_metrics(logits, y, classes, ["angry", "fear"])
+
+
+def test_an_evaluation_leaves_trainings_history_and_curves(trained, tmp_path):  # noqa: F811
+    from fer_core.evaluate import write_reports
+
+    reports = tmp_path / "reports"
+    before = {}
+    for name in ("history.csv", "training_curves.png"):
+        store.link_or_copy(trained.out_dir / "reports" / name, reports / name)
+        before[name] = (reports / name).read_bytes()
+    metrics = store.read_json(trained.out_dir / "reports" / "metrics.json")
+    write_reports(tmp_path, {"test": metrics["test"]}, None, metrics["classes"])
+    assert {n: (reports / n).read_bytes() for n in before} == before
+    assert store.read_json(reports / "metrics.json")["splits"] == ["test"]

@@ -79,3 +79,37 @@ def test_read_rows_gathers_the_same_rows_as_indexing(tmp_path):
     assert store.read_rows(ref.path, []).shape == (0, 4, 4, 3)
     with pytest.raises(IndexError, match="not in 0..49"):
         store.read_rows(ref.path, [50])
+
+
+def test_a_named_subset_is_read_as_rows_of_its_parent(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (9, 4, 4, 3), dtype=np.uint8)
+    labels = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, 9)]
+    base = tmp_path / "sets"
+    for split, n in (("val", 4), ("test", 9)):
+        store.write_array(base / split / "images.npy", images[:n])
+        store.write_array(base / split / "labels.npy", labels[:n])
+    rows = np.array([1, 4, 8], dtype=np.int64)
+    store.write_array(base / "priv" / "index.npy", rows)
+    store.write_json(base / store.SETS_META, {
+        "classes": ["a", "b", "c"], "splits": {"train": 0, "val": 4, "test": 9},
+        "subsets": {"priv": {"parent": "test", "index": "priv/index.npy", "n": 3},
+                    "none_kept": {"parent": "test", "index": "x/index.npy", "n": 0}}})
+    sub = store.load_set(tmp_path, "priv")
+    assert np.array_equal(sub.images, images[[1, 4, 8]])
+    assert np.array_equal(sub.labels, labels[[1, 4, 8]])
+    assert sub.classes == ("a", "b", "c") and sub.parent == "test"
+    assert sub.rows.tolist() == [1, 4, 8]
+    # no second copy of the pixels on disk: the subset folder holds only its row indices
+    assert sorted(p.name for p in (base / "priv").iterdir()) == ["index.npy"]
+    assert store.evaluation_splits(tmp_path) == ("val", "test", "priv")
+    with pytest.raises(FileNotFoundError, match="subsets: \\['none_kept', 'priv'\\]"):
+        store.load_set(tmp_path, "public")
+
+
+def test_publishing_a_result_again_leaves_no_temporary_file(tmp_path):
+    src = store.write_array(tmp_path / "store" / "x.npy", np.arange(10, dtype=np.uint8)).path
+    for _ in range(2):  # the second time, the run folder already holds a link of it
+        store.publish(src, tmp_path / "run" / "x.npy")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["x.npy"]
+    assert np.array_equal(store.read_array(tmp_path / "run" / "x.npy"), np.arange(10))
