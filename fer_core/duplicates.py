@@ -24,17 +24,18 @@ CONFLICT_COLUMNS = ["path", "subset", "class", "conflicting_path", "conflicting_
 class DedupConfig:
     # The same bytes under two labels within one subset cannot both be right: drop every
     # copy ("drop"), or keep the first copy in path order and its label ("keep_first").
-    # Across train and test the test copy always wins (see find_duplicates).
+    # A group with test copies keeps all of them (see find_duplicates).
     on_conflict: Literal["drop", "keep_first"] = "drop"
 
 
 def find_duplicates(manifest: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
     """Mark all but one file of each SHA-1 group as a duplicate of the one kept.
 
-    A group with a held-out test copy keeps that copy and its label; its training copies
-    become duplicates of it (never trained on), with a label-conflict reason when their
-    label differs. Conflicts among the test copies themselves, or in a group without any
-    test copy, follow ``cfg.on_conflict``.
+    A group with held-out test copies keeps every test copy with its own label (the
+    official split is scored whole, FER2013's 7,178); its training copies become
+    duplicates of the first test copy (never trained on), with a label-conflict reason
+    when their label differs. A group without a test copy keeps its first copy, and a
+    label conflict in it follows ``cfg.on_conflict``.
     """
     out = manifest.copy()
     live = out[out["status"] == KEPT]
@@ -43,29 +44,34 @@ def find_duplicates(manifest: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
     order = live.assign(_test=live["subset"] != TEST).sort_values(["_test", "path"])
     for _, group in order.groupby("sha1", sort=False):
         test = group[group["subset"] == TEST]
-        # Who decides a conflict: the test copies when there are any, else the whole group.
-        judges = test if len(test) else group
-        if judges["class"].nunique() > 1 and cfg.on_conflict == "drop":
-            # No copy's label can be trusted, so no copy is kept; training copies go with
-            # them (today's rule for the whole group): nothing remains to be a duplicate of.
+        if len(test):
+            # The held-out set is scored as published: every test copy stays, with its own
+            # label, and only the training copies go (duplicates of the first test copy).
+            _mark_copies(out, group.index[0], group.index[len(test):])
+            continue
+        if group["class"].nunique() > 1 and cfg.on_conflict == "drop":
+            # No copy's label can be trusted, so no copy is kept.
             classes = sorted(set(group["class"]))
             out.loc[group.index, "status"] = REJECTED
             out.loc[group.index, "reason"] = (
                 f"{CONFLICT}: identical bytes labelled {', '.join(classes)} "
                 f"in {', '.join(group['path'])}")
             continue
-        keep = group.index[0]  # a test copy when there is one (sort order)
-        kept_path, kept_class = out.at[keep, "path"], out.at[keep, "class"]
-        rest = group.index[1:]
-        out.loc[rest, "status"] = DUPLICATE
-        out.loc[rest, "duplicate_of"] = kept_path
-        # Only copies whose label differs are conflicts; same-label copies are plain duplicates.
-        other = [i for i in rest if out.at[i, "class"] != kept_class]
-        where = "the held-out " if out.at[keep, "subset"] == TEST else ""
-        for i in other:
+        _mark_copies(out, group.index[0], group.index[1:])
+    return out
+
+
+def _mark_copies(out: pd.DataFrame, keep, rest) -> None:
+    """``rest`` become duplicates of ``keep``; a copy of another label says so."""
+    kept_path, kept_class = out.at[keep, "path"], out.at[keep, "class"]
+    out.loc[rest, "status"] = DUPLICATE
+    out.loc[rest, "duplicate_of"] = kept_path
+    # Only copies whose label differs are conflicts; same-label copies are plain duplicates.
+    where = "the held-out " if out.at[keep, "subset"] == TEST else ""
+    for i in rest:
+        if out.at[i, "class"] != kept_class:
             out.at[i, "reason"] = (f"{CONFLICT}: labelled '{out.at[i, 'class']}' here, "
                                    f"kept as '{kept_class}' in {where}{kept_path}")
-    return out
 
 
 def duplicate_report(manifest: pd.DataFrame) -> pd.DataFrame:
