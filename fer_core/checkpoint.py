@@ -72,19 +72,33 @@ def safe_load(path: str | os.PathLike) -> dict:
     return payload
 
 
-def preprocessing(model_name: str) -> dict:
-    """How raw uint8 RGB images must be prepared for the model (caller-facing contract)."""
+def preprocessing(model_name: str, *, grayscale: bool = False) -> dict:
+    """How raw uint8 RGB images must be prepared for the model (caller-facing contract).
+
+    ``grayscale`` and ``work_size`` are applied inside the model (``models.Normalized``):
+    recorded here so that a reader knows, and so that ``load_model`` rebuilds them.
+    """
     spec = model_spec(model_name)
     return {"image_size": [spec.input_size, spec.input_size], "channels": "RGB",
             "layout": "NCHW float32", "scale": 255,
+            "grayscale": {"value": grayscale,
+                          "applied": "inside the model: luma 0.299 R + 0.587 G + 0.114 B"},
+            "work_size": [spec.work_size, spec.work_size],
             "normalization": {"mean": list(spec.mean), "std": list(spec.std),
                               "applied": "inside the model, after dividing by scale"}}
 
 
+def is_grayscale(meta: dict) -> bool:
+    """The grey conversion a checkpoint's model was trained with (older ones: none)."""
+    grey = meta.get("preprocessing", {}).get("grayscale", False)
+    return bool(grey["value"] if isinstance(grey, dict) else grey)
+
+
 def checkpoint_meta(*, model_name: str, classes: tuple[str, ...], config: dict,
-                    epoch: int, metrics: dict) -> dict:
+                    epoch: int, metrics: dict, grayscale: bool = False) -> dict:
     return {"format": FORMAT_VERSION, "model": model_name, "classes": list(classes),
-            "num_classes": len(classes), "preprocessing": preprocessing(model_name),
+            "num_classes": len(classes),
+            "preprocessing": preprocessing(model_name, grayscale=grayscale),
             "config": config, "epoch": epoch, "metrics": metrics,
             "code_version": code_version(), "torch": torch.__version__}
 
@@ -121,7 +135,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
 def load_model(checkpoint_path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """The model saved at ``checkpoint_path`` (best.pt or last.pt), in eval mode, on CPU."""
     payload, meta = load_checkpoint(checkpoint_path)
-    model = create_model(meta["model"], num_classes=int(meta["num_classes"]))
+    model = create_model(meta["model"], num_classes=int(meta["num_classes"]),
+                         grayscale=is_grayscale(meta))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as e:

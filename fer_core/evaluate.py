@@ -55,7 +55,7 @@ def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
         # np.array copies: a memmap slice is read-only, which torch.from_numpy warns about.
         chunk = chunk if torch.is_tensor(chunk) else torch.from_numpy(np.array(chunk))
         x = to_input(chunk.to(device, non_blocking=True), channels_last=channels_last)
-        with autocast(device, amp):
+        with autocast(device, amp, cpu=amp):  # the caller chose bf16 for this device
             logits = model(x).float()
             if hflip_tta:  # faces are left-right symmetric: average the mirror's opinion
                 logits = (logits + model(x.flip(3)).float()) / 2

@@ -25,7 +25,7 @@ from fer_core import device as dev
 from fer_core import evaluate as ev
 from fer_core import store
 from fer_core.device import autocast, resolve_device, seed_everything, set_threads
-from fer_core.models import create_model
+from fer_core.models import create_model, grey_input
 from fer_core.progress import bar
 from fer_core.train_config import RESUME_FREE, TrainConfig, validate
 
@@ -76,20 +76,23 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch
                     rng: np.random.Generator) -> dict:
     """One pass over ``loader`` (uint8 NHWC batches); returns mean loss, accuracy, speed."""
     model.train()
+    net = getattr(model, "_orig_mod", model)  # torch.compile's wrapper keeps the module
+    grey, size = net.grayscale, net.work_size
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen, t0 = 0, time.perf_counter()
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        x = ev.to_input(xb)
-        if cfg.augment:
-            x = dev.augment(x, rng, translate=cfg.crop_translate, scale=cfg.crop_scale,
-                        rotate_deg=cfg.rotate_deg, hflip=cfg.hflip)
+        x = grey_input(xb) if grey else ev.to_input(xb)  # grey before the warp: 1/3 the work
+        if cfg.augment:  # straight to the backbone's size: the model's resize is then a no-op
+            x = dev.augment(dev.shrink(x, size), rng, translate=cfg.crop_translate,
+                            scale=cfg.crop_scale, rotate_deg=cfg.rotate_deg, hflip=cfg.hflip,
+                            size=size)
         x, y2, lam = dev.mix(x, yb, rng, mixup_alpha=cfg.mixup_alpha,
                              cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mix_prob)
         if cfg.channels_last:  # after the warp, whose output is plain NCHW
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, cfg.amp):
+        with autocast(device, cfg.amp, cpu=cfg.cpu_amp):
             out = model(x)
             loss = criterion(out, yb) if lam == 1.0 else \
                 lam * criterion(out, yb) + (1 - lam) * criterion(out, y2)
@@ -119,13 +122,21 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor
     for xb, yb in loader:
         logits.append(ev.predict_logits(model, xb.to(device), device=device,
                                         batch_size=len(xb), hflip_tta=cfg.hflip_tta,
-                                        amp=cfg.amp, channels_last=cfg.channels_last))
+                                        amp=_amp(cfg, device),
+                                        channels_last=cfg.channels_last))
         targets.append(yb.to(device))
     out, y = torch.cat(logits), torch.cat(targets)
     pred, y_np = out.argmax(1).cpu().numpy(), y.cpu().numpy()
     return {"loss": criterion(out, y).item(), "acc": float((pred == y_np).mean()),
             "macro_f1": float(f1_score(y_np, pred, labels=np.arange(num_classes),
                                        average="macro", zero_division=0))}
+
+
+def _amp(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether this run computes in bf16 on ``device`` (cfg.amp on CUDA, cfg.cpu_amp on the
+    CPU). Epoch-end validation follows it (it only selects the epoch); the final scores
+    are computed in float32, as `fer evaluate` and `fer predict` compute them."""
+    return cfg.amp if device.type == "cuda" else cfg.cpu_amp and device.type == "cpu"
 
 
 # ---------------------------------------------------------------- optimisation pieces
@@ -191,12 +202,15 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
     sets = _load_splits(run_dir)
     classes, config = sets["train"].classes, cfg.to_dict()
 
+    grey = _grey_faces(sets["train"]) if cfg.grayscale is None else cfg.grayscale
     seed_everything(cfg.random_state)
-    model = create_model(cfg.model, num_classes=len(classes), weights=cfg.weights).to(device)
+    model = create_model(cfg.model, num_classes=len(classes), weights=cfg.weights,
+                         grayscale=grey).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, max(1, len(sets["train"].images) // cfg.batch_size))
+    n_train = len(sets["train"].labels)
+    scheduler = make_scheduler(optimizer, cfg, max(1, n_train // cfg.batch_size))
     weight = torch.tensor(class_weights(sets["train"].labels), dtype=torch.float32,
                           device=device) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
@@ -206,8 +220,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
         history, best = _restore(last_pt, config, classes, model, optimizer, scheduler)
 
     step_model = torch.compile(model) if cfg.compile else model
-    train_xy, val_xy = ((dev.to_device_uint8(sets[s].images, device),
-                         torch.from_numpy(sets[s].targets).to(device)) for s in ("train", "val"))
+    train_batches, val_batches = (_batch_source(sets[s], device) for s in ("train", "val"))
     images, seconds = 0, 0.0
     stopped = 0 < cfg.patience <= best["bad_epochs"]
     for epoch in range(len(history) + 1, cfg.epochs + 1):
@@ -215,12 +228,12 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
             break
         rng = np.random.default_rng([cfg.random_state, epoch])
         torch.manual_seed(cfg.random_state * 100_003 + epoch)  # dropout, per epoch
-        order = dev.shuffled_order(len(train_xy[0]), cfg.batch_size, rng)
-        steps = bar(dev.batches(*train_xy, cfg.batch_size, order=order),
+        order = dev.shuffled_order(n_train, cfg.batch_size, rng)
+        steps = bar(train_batches(cfg.batch_size, order),
                     total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}")
         tr = train_one_epoch(step_model, steps, optimizer, scheduler, criterion, device,
                              cfg=cfg, rng=rng)
-        va = evaluate(model, dev.batches(*val_xy, cfg.eval_batch_size), criterion, device,
+        va = evaluate(model, val_batches(cfg.eval_batch_size, None), criterion, device,
                       num_classes=len(classes), cfg=cfg)
         images, seconds = images + tr["images"], seconds + tr["seconds"]
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
@@ -229,7 +242,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
                   "train_seconds": tr["seconds"], "train_images_per_s": tr["images_per_s"]}
         history.append(record)
         meta = ckpt.checkpoint_meta(model_name=cfg.model, classes=classes, config=config,
-                                    epoch=epoch, metrics={"val": va})
+                                    epoch=epoch, metrics={"val": va}, grayscale=grey)
         if va["macro_f1"] > best["score"]:
             best = {"epoch": epoch, "score": va["macro_f1"], "bad_epochs": 0}
             ckpt.save_checkpoint(best_pt, {"model": ckpt.cpu_state(model)}, meta)
@@ -246,6 +259,37 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
 
     return _finish(out, best_pt, model, sets, cfg, history, best, stopped=stopped,
                    images=images, seconds=seconds, device=device)
+
+
+BatchSource = Callable[[int, np.ndarray | None], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def _batch_source(saved: store.SavedSet, device: torch.device) -> BatchSource:
+    """``(batch_size, order) -> batches`` of a saved set.
+
+    On an accelerator the uint8 set is copied there once: the fastest feed, and device
+    memory is large. On the CPU a copy would double the set in RAM (4.1 GB peak on
+    FER2013), so batches are read from the file as they are needed, a few ahead: memory
+    then stays flat however large the set.
+    """
+    if device.type != "cpu":
+        images = dev.to_device_uint8(saved.images, device)
+        targets = torch.from_numpy(saved.targets).to(device)
+        return lambda bs, order: dev.batches(images, targets, bs, order=order)
+    path, targets = saved.images.filename, saved.targets
+    return lambda bs, order: dev.file_batches(lambda rows: store.read_rows(path, rows),
+                                              targets, bs, order=order)
+
+
+def _grey_faces(saved: store.SavedSet, sample: int = 512) -> bool:
+    """Whether the training faces are grey (three equal channels), judged on rows spread
+    over the whole set."""
+    n = len(saved.labels)
+    rows = np.unique(np.linspace(0, n - 1, min(n, sample)).astype(np.int64))
+    if not len(rows):
+        return False
+    px = store.read_rows(saved.images.filename, rows)
+    return bool((px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all())
 
 
 def _restore(last_pt: Path, config: dict, classes: tuple[str, ...], model: nn.Module,

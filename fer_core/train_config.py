@@ -49,7 +49,11 @@ class TrainConfig:
     num_threads: int | None = None  # CPU threads; None = the cores this process may use
     compile: bool = False  # torch.compile the training step (CUDA)
     channels_last: bool = False
-    amp: bool = True  # bf16 autocast, CUDA only
+    amp: bool = True  # bf16 autocast on CUDA
+    cpu_amp: bool = False  # bf16 autocast on the CPU too: fast only with native bf16
+    # Grey models turn every input grey (recorded in the checkpoint, so evaluate, predict
+    # and export do the same to colour faces); None: grey when the training faces are.
+    grayscale: bool | None = None
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from fer_core import store
+from tests.conftest import require_fer2013
 
 REPO = Path(__file__).resolve().parents[2]
 # The same override as tests/conftest.py: FER2013_TAR names another copy of the tarball.
@@ -84,9 +85,7 @@ def build_run(base: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def fer_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not TARBALL.exists():
-        pytest.skip(f"FER2013 tarball not found at {TARBALL} (expected in ../shared/data "
-                    "beside the repo, or named by FER2013_TAR)")
+    require_fer2013(TARBALL)  # a skip locally, a failure in CI
     return build_run(tmp_path_factory.getbasetemp())
 
 

@@ -13,8 +13,8 @@ from torch import nn
 
 from fer_core import store
 from fer_core import train as train_mod
-from fer_core.checkpoint import CheckpointError, safe_load
-from fer_core.device import augment, mix, resolve_device
+from fer_core.checkpoint import CheckpointError, load_model, safe_load
+from fer_core.device import augment, file_batches, mix, prefetched, resolve_device, shrink
 from fer_core.train import TrainConfig, class_weights, fit, make_optimizer, make_scheduler
 from tests.fer_core._trainfix import REPO, fer_run, fer_tiny_run, trained  # noqa: F401  (fixtures)
 
@@ -51,10 +51,13 @@ def test_config_values_are_validated_together():
         TrainConfig.from_dict({"model": "nope"})
 
 
-@pytest.mark.parametrize("name", ["gpu_resnet18", "cpu_30min"])
-def test_bench_configs_load(name):
-    cfg = TrainConfig.from_file(REPO / "bench" / "configs" / f"{name}.yaml")
-    assert cfg.model == ("resnet18" if name.startswith("gpu") else "compact_cnn")
+@pytest.mark.parametrize("path", sorted((REPO / "bench" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_bench_configs_load_and_keep_the_default_class_weights(path):
+    cfg = TrainConfig.from_file(path)
+    # The benchmarks report what `fer train` gives users: the paper's class-weighted loss.
+    assert cfg.class_weights is TrainConfig().class_weights is True
+    assert cfg.model == {"gpu_resnet18": "resnet18"}.get(path.stem, "vgg_faces")
 
 
 def test_config_round_trips_through_a_dict():
@@ -159,6 +162,88 @@ def test_mixup_blends_pairs_and_cutmix_pastes_a_box():
     assert paired.sum() > 8
     assert abs(from_partner[paired, 0].float().mean().item() - (1 - lam)) < 1e-6
     assert mix(x, y, np.random.default_rng(0), mixup_alpha=0, cutmix_alpha=0)[2] == 1.0
+
+
+def test_augment_to_a_smaller_size_without_geometry_is_a_bilinear_resize():
+    x = torch.rand(16, 1, 48, 48)
+    out = augment(x, np.random.default_rng(0), translate=0, scale=0, rotate_deg=0,
+                  hflip=False, size=40)
+    expected = torch.nn.functional.interpolate(x, size=(40, 40), mode="bilinear",
+                                               align_corners=False)
+    assert out.shape == (16, 1, 40, 40) and torch.allclose(out, expected, atol=1e-5)
+
+
+def test_shrink_halves_by_2x2_means_while_twice_the_size():
+    x = torch.rand(2, 1, 96, 96)
+    out = shrink(x, 40)
+    assert out.shape[-2:] == (48, 48)
+    assert torch.allclose(out[0, 0, 0, 0], x[0, 0, :2, :2].mean())
+    assert shrink(x, 48).shape[-2:] == (48, 48) and shrink(x, 49) is x
+
+
+# ---------------------------------------------------------------- batches from disk
+
+
+def test_file_batches_read_every_row_once_in_the_order_given(fer_run):  # noqa: F811
+    saved = store.load_set(fer_run, "train")
+    images, targets = np.load(saved.images.filename), saved.targets  # the oracle: np.load
+    order = np.random.default_rng(0).permutation(len(targets))[:101]
+    got_rows, got_targets = [], []
+    for xb, yb in file_batches(lambda r: store.read_rows(saved.images.filename, r), targets,
+                               32, order=order):
+        assert xb.dtype == torch.uint8 and len(xb) == len(yb) <= 32
+        got_rows.append(xb.numpy())
+        got_targets.append(yb.numpy())
+    rows, tg = np.concatenate(got_rows), np.concatenate(got_targets)
+    # Each batch holds the rows of its slice of the order (sorted within the batch).
+    expect = np.concatenate([np.sort(order[s:s + 32]) for s in range(0, 101, 32)])
+    assert np.array_equal(rows, images[expect]) and np.array_equal(tg, targets[expect])
+
+
+def test_prefetched_reraises_a_reader_error_and_stops_early():
+    def items():
+        yield 1
+        raise OSError("disk gone")
+
+    it = prefetched(items(), 2)
+    assert next(it) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(it)
+    consumed = []
+
+    def endless():
+        n = 0
+        while True:
+            consumed.append(n)
+            yield n
+            n += 1
+
+    for k in prefetched(endless(), 2):
+        if k == 3:
+            break
+    import time
+
+    time.sleep(0.3)
+    assert len(consumed) <= 3 + 2 + 2  # the thread stopped a few items past the break
+
+
+def test_grey_training_faces_make_a_grey_model(fer_run, trained):  # noqa: F811
+    # FER2013 is grey: its three channels are equal, so the model and its checkpoint turn
+    # colour faces grey too.
+    assert train_mod._grey_faces(store.load_set(fer_run, "train"))
+    meta = store.read_json(trained.best_checkpoint.with_suffix(".json"))
+    assert meta["preprocessing"]["grayscale"]["value"] is True
+    model, _ = load_model(trained.best_checkpoint)
+    assert model.grayscale is True
+
+
+def test_colour_training_faces_make_a_colour_model(tmp_path):
+    rng = np.random.default_rng(0)
+    store.write_array(tmp_path / "images.npy", rng.integers(0, 256, (20, 8, 8, 3), np.uint8))
+    saved = store.SavedSet(images=store.read_array(tmp_path / "images.npy"),
+                           labels=np.eye(2, dtype=np.uint8)[np.arange(20) % 2],
+                           classes=("a", "b"))
+    assert not train_mod._grey_faces(saved)
 
 
 # ---------------------------------------------------------------- fit
