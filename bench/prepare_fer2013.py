@@ -31,14 +31,12 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,6 +44,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from measure import (  # noqa: E402 - bench/ is on sys.path when run as a script
+    CHILD_CWD,
+    CpuWatch,
+    cpu_model,
+    current_rss_bytes,
+    mib,
+    now,
+    peak_rss_bytes,
+    rate,
+    run_cli,
+    total_ram_bytes,
+)
 
 TARBALL = Path("/work/shared/data/fer2013.tar.gz")
 MARKER = ".prepare_bench"  # a run folder this script made (and may wipe)
@@ -59,96 +70,6 @@ TARGET_ALIGN_PCT = 90.0
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def now() -> float:
-    return time.perf_counter()
-
-
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def rss_fields(pid: int | str = "self") -> dict[str, int]:
-    """VmRSS, RssAnon (heap: what the process allocated) and RssFile (mapped files, e.g.
-    memory-mapped .npy arrays: page cache the kernel can drop), in bytes."""
-    out = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key = line.split(":", 1)[0]
-            if key in out:
-                out[key] = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def current_rss_bytes(pid: int | str = "self") -> int:
-    return rss_fields(pid)["VmRSS"]
-
-
-def mib(n: float | None) -> float | None:
-    return None if n is None else round(n / 2**20, 1)
-
-
-def rate(n: int, seconds: float) -> float | None:
-    return round(n / seconds, 2) if seconds > 0 else None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def total_ram_bytes() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-class CpuWatch:
-    """CPU seconds spent by the whole machine vs by this process and its children over an
-    interval: other users of the 2 cores (concurrent jobs) make timings slower."""
-
-    TICK = os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _system() -> tuple[float, float]:
-        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        # user nice system idle iowait irq softirq steal ...
-        busy = f[0] + f[1] + f[2] + f[5] + f[6]
-        return busy / CpuWatch.TICK, (f[7] if len(f) > 7 else 0) / CpuWatch.TICK
-
-    @staticmethod
-    def _own() -> float:
-        a = resource.getrusage(resource.RUSAGE_SELF)
-        b = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-    def __init__(self):
-        self.t0, (self.busy0, self.steal0), self.own0 = now(), self._system(), self._own()
-
-    def result(self, extra_own: float = 0.0) -> dict:
-        """``extra_own``: CPU seconds of children not yet waited for (none here)."""
-        wall = now() - self.t0
-        busy, steal = self._system()
-        busy, steal, own = busy - self.busy0, steal - self.steal0, self._own() - self.own0
-        other = max(0.0, busy - own - extra_own)
-        ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return {"wall_seconds": round(wall, 2), "own_cpu_seconds": round(own, 2),
-                "other_processes_cpu_seconds": round(other, 2),
-                "other_processes_cpu_share": round(other / (wall * ncpu), 3) if wall else None,
-                "steal_seconds": round(steal, 2),
-                "loadavg_end": Path("/proc/loadavg").read_text().split()[:3]}
 
 
 def git(*args: str) -> str:
@@ -606,80 +527,6 @@ def run_interleaved(data: Path, run_dir: Path, limit: int) -> dict:
 
 
 # ---------------------------------------------------------------- phases 3-4: the CLI
-
-
-def tree_rss(root_pid: int) -> dict[str, int]:
-    """Summed VmRSS/RssAnon/RssFile of root_pid and all its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(d.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    total, todo = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}, [root_pid]
-    while todo:
-        pid = todo.pop()
-        for k, v in rss_fields(pid).items():
-            total[k] += v
-        todo.extend(children.get(pid, []))
-    return total
-
-
-TIME = Path("/usr/bin/time")
-CHILD_CWD = [REPO]  # the code root: a child's sys.path[0] may be its working folder
-
-
-def run_cli(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict:
-    """Run ``cmd``; wall time and peak RSS. The child is started by /usr/bin/time -v when
-    there is one: a child forked straight from this (large) process would report this
-    process's peak as its own (Linux carries the parent's RSS high-water mark across
-    fork + exec into ru_maxrss)."""
-    peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
-    shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-    print(f"  $ {shown + ' ' if shown else ''}{shlex.join(cmd)}", flush=True)
-    timed = TIME.exists()
-    time_out = log.with_suffix(".time")
-    t0 = now()
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([str(TIME), "-v", "-o", str(time_out), *cmd] if timed else cmd,
-                                cwd=CHILD_CWD[0], stdout=f, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                for k, v in tree_rss(proc.pid).items():
-                    peak[k] = max(peak[k], v)
-                stop.wait(0.5)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = now() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stop.set()
-        sampler.join()
-    tail = log.read_text(errors="replace").splitlines()[-12:]
-    maxrss_kib, how = usage.ru_maxrss, "os.wait4 (includes this process's peak at fork)"
-    if timed and time_out.exists():
-        for line in time_out.read_text().splitlines():
-            if "Maximum resident set size" in line:
-                maxrss_kib, how = int(line.rsplit(":", 1)[1]), "/usr/bin/time -v"
-    print(f"    exit {proc.returncode}, wall {wall:.1f} s, peak RSS {maxrss_kib / 1024:.0f} MiB "
-          f"(tree sampled: {mib(peak['VmRSS'])} MiB, anon {mib(peak['RssAnon'])} MiB)", flush=True)
-    return {"command": shlex.join(cmd), "extra_env": env or {}, "returncode": proc.returncode,
-            "wall_seconds": round(wall, 2),
-            "peak_rss_bytes": maxrss_kib * 1024, "peak_rss_mib": round(maxrss_kib / 1024, 1),
-            "peak_rss_from": how + ": the largest single process of the tree",
-            "peak_tree_rss_sampled_mib": mib(peak["VmRSS"]),
-            "peak_tree_rss_anon_sampled_mib": mib(peak["RssAnon"]),
-            "peak_tree_rss_file_sampled_mib": mib(peak["RssFile"]),
-            "user_seconds": round(usage.ru_utime, 2), "system_seconds": round(usage.ru_stime, 2),
-            "cpu_utilisation": round((usage.ru_utime + usage.ru_stime) / wall, 2),
-            "log": str(log), "log_tail": tail}
 
 
 def sets_digest(run_dir: Path) -> dict:
