@@ -22,7 +22,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from fer_core import store  # noqa: E402
-from fer_core.checkpoint import load_checkpoint  # noqa: E402
+from fer_core.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
+from fer_core.train import _grey_faces  # noqa: E402
 
 WEIGHTS = REPO / "fer_core" / "weights"
 CARD = REPO / "docs" / "MODEL_CARD.md"
@@ -50,6 +51,9 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
         per_class.append(f"| {c} | " + " | ".join(f"{scores[s]['per_class_f1'][c]:.3f}"
                                                    for s in head) + " |")
     cfg, pre = result["config"], meta["preprocessing"]
+    note = f"; {meta['preprocessing_note']}" if "preprocessing_note" in meta else ""
+    work = pre["work_size"][0]
+    weakest = min(classes, key=lambda c: scores["test"]["per_class_f1"][c])
     machine = result["machine"]
     return f"""# Model card: `{NAME}` (the default model of `fer predict`)
 
@@ -65,7 +69,7 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
 - **Input**: a face crop as uint8 RGB at {pre['image_size'][0]}x{pre['image_size'][1]} (the size
   `fer prepare` saves), divided by 255. Inside the model: grey conversion
   (`grayscale = {pre['grayscale']['value']}`: luma 0.299 R + 0.587 G + 0.114 B, because it
-  learnt from grey faces), an antialiased resize to {pre['work_size'][0]}x{pre['work_size'][1]},
+  learnt from grey faces{note}), an antialiased resize to {work}x{work},
   then mean/std normalisation. `fer predict`, `fer evaluate` and `fer export` all go through
   the same module, so they cannot disagree. Faces in photos are found with MTCNN, cut as
   `fer predict` documents, eye-aligned and resized as in training.
@@ -93,7 +97,8 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
   {result.get('best_epoch')}).
 - **Cost**: {result['wall_seconds'] / 60:.1f} minutes of wall time for training plus
   evaluation on {machine.get('cpu_count')} CPU cores ({machine.get('cpu')}), peak RSS
-  {result['peak_rss_mib']:,} MiB.
+  {round(result['peak_rss_mib']):,} MiB, on an otherwise idle machine (other processes took
+  {100 * run['cpu']['other_processes_cpu_share']:.1f}% of the CPUs).
 
 ## Results (float32, with the mirror test-time augmentation)
 {chr(10).join(rows)}
@@ -111,7 +116,9 @@ Training curves and confusion matrices: `bench/results/{result['name']}/`.
 
 ## Known limits
 - FER2013's labels are noisy (FER+ relabelled it with ten annotators per image, and a
-  large share disagree); Disgust has few training images and the lowest F1.
+  large share disagree). The weakest class is {weakest} (test F1
+  {scores['test']['per_class_f1'][weakest]:.3f}); Disgust has the fewest training faces
+  (under 2% of FER2013), so its figures rest on 111 test images.
 - Grey, low-resolution (48 px) web faces, mostly frontal: accuracy drops on profile faces,
   heavy occlusion, children and in other capture conditions. Colour faces are turned grey
   first; that is how the model saw its training data, not a guarantee for colour photos.
@@ -136,6 +143,15 @@ def main(argv: list[str] | None = None) -> int:
                                              if args.result.is_absolute() else args.result}
     best = Path(result["run_dir"]) / "model" / "best.pt"
     payload, meta = load_checkpoint(best)  # weights_only: a checkpoint is data
+    # Preprocessing follows the faces the model learnt from. Runs trained before the grey
+    # check looked at validation judged the training split, whose per-channel noise copies
+    # hid FER2013's grey faces; the current rule is applied here and the change recorded.
+    grey = _grey_faces(store.load_set(result["run_dir"], "val"))
+    if grey != is_grayscale(meta):
+        meta = {**meta, "preprocessing": preprocessing(meta["model"], grayscale=grey),
+                "preprocessing_note": f"grayscale set to {grey} at shipping: the run's "
+                "validation faces are grey (three equal channels); on grey faces the grey "
+                "step changes no input, so every figure here holds unchanged"}
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     target = WEIGHTS / f"{NAME}.pt"
     shutil.copyfile(best, target)

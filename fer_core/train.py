@@ -202,7 +202,9 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
     sets = _load_splits(run_dir)
     classes, config = sets["train"].classes, cfg.to_dict()
 
-    grey = _grey_faces(sets["train"]) if cfg.grayscale is None else cfg.grayscale
+    # Judged on validation: it holds the dataset's faces as they are, where the training
+    # split also holds noise-augmented copies whose noise differs per channel.
+    grey = _grey_faces(sets["val"]) if cfg.grayscale is None else cfg.grayscale
     seed_everything(cfg.random_state)
     model = create_model(cfg.model, num_classes=len(classes), weights=cfg.weights,
                          grayscale=grey).to(device)
