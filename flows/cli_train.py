@@ -34,7 +34,8 @@ def register(sub) -> None:
     e.add_argument("--classes", help="a,b,c: only these classes of --data (a class the model "
                    "does not know is otherwise an error)")
     e.add_argument("--name", help="name of --data in the reports (default: its folder's)")
-    e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt")
+    e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt, else the shipped model "
+                   "(fer_core/weights/)")
     e.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     e.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")

@@ -60,6 +60,18 @@ def train(run_dir: str, model: str | None = None, epochs: int | None = None,
     return result
 
 
+def own_or_shipped_model(run_dir: str) -> str:
+    """The run's trained model, else the shipped one (a run that was only prepared)."""
+    own = Path(run_dir) / "model" / "best.pt"
+    if own.is_file():
+        return str(own)
+    from fer_core.weights import default_checkpoint
+
+    shipped = default_checkpoint()
+    print(f"{run_dir} has no trained model ({own}); scoring the shipped model {shipped}")
+    return str(shipped)
+
+
 @flow(name="evaluate", log_prints=True)
 def evaluate_run(run_dir: str, data: str | None = None, class_map: str | None = None,
                  checkpoint: str | None = None, store_root: str | None = None,
@@ -68,7 +80,7 @@ def evaluate_run(run_dir: str, data: str | None = None, class_map: str | None = 
     another dataset (cross-dataset): all of ``data`` is one test set, prepared with the
     run's alignment and resizing, and scored over the classes it holds. Returns
     {set or scoring: {"accuracy", "macro_f1"}}; training's reports are left alone."""
-    checkpoint = checkpoint or str(Path(run_dir) / "model" / "best.pt")
+    checkpoint = checkpoint or own_or_shipped_model(run_dir)
     if data is None:
         metrics = evaluate_task(checkpoint, run_dir)
         publish_metrics_table(metrics)

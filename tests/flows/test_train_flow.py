@@ -101,10 +101,7 @@ def extract_fer2013(dest: Path, want: dict[tuple[str, str, str], tuple[int, int]
 
     import tests.conftest as shared
 
-    tarball = (shared.require_fer2013() if hasattr(shared, "require_fer2013")
-               else shared.FER2013_TAR)
-    if not Path(tarball).exists():
-        pytest.skip(f"FER2013 not found at {tarball} (set FER2013_TAR)")
+    tarball = shared.require_fer2013()  # a skip locally, a failure in CI
     seen: dict[tuple[str, str, str], int] = {}
     with tarfile.open(tarball) as tar:
         for member in tar:
