@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 
+from fer_core.weights import DEFAULT_CHECKPOINT, default_checkpoint
+
+# fer_core.predict's PredictConfig.margin; repeated here so that `fer --help` does not import
+# torch (tests/flows/test_predict_flow.py checks that the two agree).
+DEFAULT_MARGIN = -0.07
+
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="classify every face in images, folders and videos",
                        description="One row per face found (MTCNN), classified by a "
-                       "checkpoint; images without a face and unreadable files get a row too.")
+                       "checkpoint (the shipped model unless --model is given); images "
+                       "without a face and unreadable files get a row too.")
     p.add_argument("inputs", nargs="+", metavar="PATH",
                    help="image files, folders (searched recursively) and video files")
-    p.add_argument("--model", required=True, help="checkpoint (best.pt) written by fer train")
+    p.add_argument("--model", default=None,
+                   help="checkpoint (best.pt) written by fer train (default: the shipped "
+                   f"model, fer_core/weights/{DEFAULT_CHECKPOINT.name})")
     p.add_argument("--out", default="predictions.csv", help="results file, .csv or .json "
                    "(video timelines go to <out stem>_timelines/)")
     p.add_argument("--annotate", metavar="DIR",
@@ -21,8 +30,10 @@ def register(sub) -> None:
                    help="in videos, classify every Nth frame (default 1)")
     p.add_argument("--batch-size", type=int, default=64, help="faces per classifier batch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--margin", type=float, default=0.2,
-                   help="face crop = (1 + margin) x the detected box (default 0.2)")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="face crop side = (1 + margin) x the detected box's longer side "
+                   f"(default {DEFAULT_MARGIN}: frames a face as FER2013's 48x48 crops, "
+                   "which the model learnt from, do)")
     p.add_argument("--min-face-size", type=int, default=40,
                    help="smallest face MTCNN looks for, in pixels (default 40; 20 finds "
                    "smaller faces at about twice the detection time)")
@@ -47,11 +58,14 @@ def register(sub) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    # The shipped model is looked up first: when it is missing, fail before loading Prefect.
+    model = args.model if args.model is not None else str(default_checkpoint())
     from flows.predict import predict
 
-    result = predict(inputs=list(args.inputs), model=args.model, out=args.out,
+    result = predict(inputs=list(args.inputs), model=model, out=args.out,
                      annotate=args.annotate, every=args.every, batch_size=args.batch_size,
-                     device=args.device, margin=args.margin, min_face_size=args.min_face_size,
+                     device=args.device, margin=args.margin,
+                     min_face_size=args.min_face_size,
                      detect_max_side=args.detect_max_side, threads=args.threads,
                      detect_workers=args.detect_workers)
     print(f"results: {result['results']}  {json.dumps(result['status'])}")

@@ -1,6 +1,7 @@
-"""Prediction with the real MTCNN on real faces (scikit-image's astronaut) and a seeded,
+"""Prediction with the real MTCNN on real faces. With scikit-image's astronaut and a seeded,
 untrained classifier: plumbing (faces found, rows, columns, probabilities, the training
-code path), not accuracy."""
+code path). With a trained model and FER2013 test faces planted in photos: prediction
+scores as the training preparation does on the same faces."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from fer_core import align, checkpoint, evaluate, resize, store, video
+from fer_core.ingest import CLASS_MAPS
 from fer_core.models import create_model
 from fer_core.predict import (
     LANDMARK_COLUMNS,
@@ -26,6 +28,8 @@ from fer_core.predict import (
     predict_images,
     result_columns,
 )
+from fer_core.weights import DEFAULT_CHECKPOINT
+from tests.conftest import extract_fer2013_subset, in_ci
 
 CLASSES = ("angry", "happy", "neutral", "surprise")
 CFG = PredictConfig(device="cpu")
@@ -91,10 +95,18 @@ def test_astronaut_one_face_around_her_head(astronaut_rows):
     assert r["class"] == CLASSES[int(probs.argmax())]
 
 
+def test_crop_square_margin_and_shift():
+    # A box 80 wide, 100 high: the square's side follows the longer side (height).
+    assert crop_square((100, 100, 180, 200), 0.2) == (80, 90, 120)
+    # 0.95 x 100 = 95 px, centred on (140, 150) moved up by 0.015 x 100 = 1.5 px.
+    assert crop_square((100, 100, 180, 200), -0.05, -0.015) == (92, 101, 95)
+    assert crop_square((100, 100, 180, 200), 0.0, 0.1) == (90, 110, 100)
+
+
 def test_faces_take_the_training_path(predictor, astronaut, astronaut_rows):
     """The classified pixels are exactly resize.preprocess_image of the face's crop."""
     r = astronaut_rows.iloc[0]
-    x0, y0, side = crop_square(r[["x1", "y1", "x2", "y2"]], CFG.margin)
+    x0, y0, side = crop_square(r[["x1", "y1", "x2", "y2"]], CFG.margin, CFG.shift)
     crop = cut(astronaut, x0, y0, side)
     row = {"aligned": True, "left_eye_x": r["left_eye_x"] - x0, "left_eye_y": r["left_eye_y"] - y0,
            "right_eye_x": r["right_eye_x"] - x0, "right_eye_y": r["right_eye_y"] - y0}
@@ -219,3 +231,114 @@ def test_large_photos_can_be_shrunk_for_detection(predictor, astronaut, astronau
     (shrunk,) = detect_faces([big], predictor.detector, max_side=512)
     full = astronaut_rows[["x1", "y1", "x2", "y2"]].to_numpy(float)[0]
     np.testing.assert_allclose(shrunk.boxes[0], 2 * full, atol=8)
+
+
+# ---------------------------------------------------------------- a trained model, real faces
+# Prediction must see a face as training saw it: FER2013 test faces planted in larger photos
+# and run through the prediction path score (almost) as the same faces through the training
+# preparation (MTCNN landmarks on the 48x48 face, alignment, resize: `fer prepare`'s path).
+
+FER_FOLDERS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+FER_PER_CLASS = 50  # 350 faces
+
+
+def _shipped_model() -> Path:
+    """The shipped model (fer_core/weights), or a skip; in CI a missing one fails."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        msg = f"no shipped model at {DEFAULT_CHECKPOINT}"
+        if in_ci():
+            pytest.fail(f"{msg}; CI is set, so this fails instead of skipping", pytrace=False)
+        pytest.skip(msg)
+    return DEFAULT_CHECKPOINT
+
+
+@pytest.fixture(scope="module")
+def trained_predictor():
+    return load_predictor(_shipped_model(), CFG)
+
+
+@pytest.fixture(scope="module")
+def fer_test_faces(tmp_path_factory) -> tuple[Path, list[str]]:
+    root = extract_fer2013_subset(tmp_path_factory.mktemp("fer_test") / "fer2013",
+                                  per_class={f"test/{c}": FER_PER_CLASS for c in FER_FOLDERS})
+    return root, sorted(p.relative_to(root).as_posix() for p in root.glob("test/*/*.jpg"))
+
+
+def in_a_photo(face: np.ndarray, other: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """``face`` enlarged to 120-160 px at a random place in a photo 2-3 times its size, and
+    the face's frame (x0, y0, side) in it. Past its frame the face's surroundings go on (the
+    face reflected at its edges), fading over a third of its side into a background: a
+    random part of the ``other`` face enlarged to twice the photo's size, blurred."""
+    side = int(rng.integers(120, 161))
+    h, w = (int(side * rng.uniform(2.0, 3.0)) for _ in range(2))
+    back = cv2.resize(other, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC)
+    dy, dx = int(rng.integers(h + 1)), int(rng.integers(w + 1))
+    back = cv2.GaussianBlur(back[dy:dy + h, dx:dx + w], (0, 0), 9)
+    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    pad = side // 3
+    big = cv2.copyMakeBorder(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC),
+                             pad, pad, pad, pad, cv2.BORDER_REFLECT_101).astype(np.float32)
+    ramp = np.clip((np.arange(side + 2 * pad) + 0.5) / pad, 0, 1)
+    alpha = np.minimum.outer(np.minimum(ramp, ramp[::-1]), np.minimum(ramp, ramp[::-1]))
+    photo = cv2.copyMakeBorder(back, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    photo = photo.astype(np.float32)
+    region = photo[y0:y0 + side + 2 * pad, x0:x0 + side + 2 * pad]
+    region[:] = alpha[..., None] * big + (1 - alpha[..., None]) * region
+    photo = np.clip(photo[pad:pad + h, pad:pad + w] + 0.5, 0, 255).astype(np.uint8)
+    return photo, (x0, y0, side)
+
+
+def test_photos_score_as_the_training_preparation(trained_predictor, fer_test_faces, tmp_path):
+    root, paths = fer_test_faces
+    classes = trained_predictor.classes
+    truth = np.array([classes.index(CLASS_MAPS["fer2013"][p.split("/")[1]]) for p in paths])
+    faces = store.read_images(root, paths)
+
+    # Training's view: `fer prepare`'s alignment (MTCNN on the 48x48 face) and resize.
+    detector = align.load_detector(align.AlignConfig(device="cpu"))
+    found = align.detect_landmarks(faces, detector)
+    prepared = resize.resize_batch(faces, found, resize.ResizeConfig(
+        size=trained_predictor.input_size))
+    trained = evaluate.predict_proba(trained_predictor.model, prepared).argmax(1)
+
+    # Prediction's view: each face in a JPEG photo, through what `fer predict` runs per batch.
+    rng = np.random.default_rng(0)
+    files, frames = [], []
+    for i, face in enumerate(faces):
+        photo, frame = in_a_photo(face, faces[(i + 7 * FER_PER_CLASS // 2) % len(faces)], rng)
+        files.append(str(tmp_path / f"{i:03d}.jpg"))
+        store.write_image(files[-1], photo)
+        frames.append(frame)
+    rows = video.score_files(files, trained_predictor, CFG)
+    ok = rows[rows["status"] == "ok"]
+    predicted = np.full(len(paths), -1)
+    boxes: dict[int, tuple] = {}
+    for i, (f, (x0, y0, side)) in enumerate(zip(files, frames, strict=True)):
+        mine = ok[ok["file"] == f]
+        cx, cy = (mine["x1"] + mine["x2"]) / 2, (mine["y1"] + mine["y2"]) / 2
+        inside = mine[cx.between(x0, x0 + side) & cy.between(y0, y0 + side)]
+        if len(inside):
+            r = inside.iloc[0]
+            predicted[i] = classes.index(r["class"])
+            boxes[i] = (r[["x1", "y1", "x2", "y2"]].to_numpy(float),
+                        r[list(LANDMARK_COLUMNS)].to_numpy(float).reshape(5, 2))
+    hit = predicted >= 0
+    assert hit.mean() >= 0.85, f"faces found in {hit.mean():.0%} of the photos"
+    acc_train = (trained[hit] == truth[hit]).mean()
+    acc_predict = (predicted[hit] == truth[hit]).mean()
+    agreement = (predicted[hit] == trained[hit]).mean()
+    assert acc_train > 0.5, f"{acc_train:.1%}: not a trained model"
+    assert acc_train - acc_predict <= 0.03, (acc_train, acc_predict)
+    # The two views agree on 75% of these faces with the 2-epoch development model (79.7%
+    # over all 6,357 test faces found in bench/predict_vs_evaluate.py): FER2013's own framing
+    # varies (its frame is 0.86-1.04x MTCNN's box, quartiles), which a crop from the box
+    # cannot follow. Cropped exactly on the 48x48 frame, they agree on 92%.
+    assert agreement >= 0.70, agreement
+
+    # The check has teeth: the same detections cropped twice as wide as training framed
+    # them agree less with training's view.
+    wide = np.array([evaluate.predict_proba(trained_predictor.model, face_crop(
+        store.read_input_image(files[i]), *boxes[i], size=trained_predictor.input_size,
+        margin=1.0)[0][None])[0].argmax() for i in sorted(boxes)])
+    assert (wide == trained[hit]).mean() < agreement - 0.05

@@ -7,11 +7,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+import fer_core.weights
 from fer_core import checkpoint, store
 from fer_core.models import create_model
+from fer_core.predict import PredictConfig, load_predictor, predict_images
+from fer_core.weights import DEFAULT_CHECKPOINT, default_checkpoint
+from flows import cli_predict
 from flows.cli import build_parser, main
+from tests.conftest import in_ci
 
 CLASSES = ("angry", "happy", "neutral", "surprise")
 
@@ -41,6 +47,57 @@ def test_cli_parsers_are_registered():
     args = build_parser().parse_args(["export", "--model", "m.pt", "--format", "onnx",
                                       "--out", "m.onnx"])
     assert args.format == "onnx" and args.opset == 17
+
+
+def test_predict_defaults_in_the_help():
+    """No --model: the shipped checkpoint, and the crop margin of PredictConfig."""
+    args = build_parser().parse_args(["predict", "a.jpg"])
+    assert args.model is None
+    assert args.margin == PredictConfig().margin == cli_predict.DEFAULT_MARGIN
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    text = " ".join(sub.choices["predict"].format_help().split())
+    assert f"default: the shipped model, fer_core/weights/{DEFAULT_CHECKPOINT.name}" in text
+    assert f"default {PredictConfig().margin}" in text
+
+
+def test_missing_shipped_model_is_a_clear_error(monkeypatch, astronaut, tmp_path, capsys):
+    nowhere = tmp_path / "weights" / "fer2013_vgg_faces.pt"
+    monkeypatch.setattr(fer_core.weights, "DEFAULT_CHECKPOINT", nowhere)
+    store.write_image(tmp_path / "astronaut.jpg", astronaut)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(tmp_path / "astronaut.jpg"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"no shipped model at {nowhere}" in err and "--model" in err
+    assert not out.exists()
+
+
+def shipped_model():
+    """The shipped checkpoint, or a skip; in CI a missing one fails (as require_fer2013)."""
+    try:
+        return default_checkpoint()
+    except FileNotFoundError as e:
+        if in_ci():
+            pytest.fail(f"{e}; CI is set, so this fails instead of skipping", pytrace=False)
+        pytest.skip(str(e))
+
+
+def test_predict_without_model_uses_the_shipped_one(prefect_backend, astronaut, tmp_path):
+    shipped = shipped_model()
+    photo = tmp_path / "astronaut.jpg"
+    store.write_image(photo, astronaut)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(photo), "--out", str(out), "--device", "cpu"]) == 0
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert rows["status"].tolist() == ["ok"]
+    # The probabilities are the shipped model's on the same decoded photo.
+    cfg = PredictConfig(device="cpu")
+    predictor = load_predictor(shipped, cfg)
+    expected = predict_images([store.read_input_image(str(photo))], predictor, cfg)
+    cols = [f"p_{c}" for c in predictor.classes]
+    assert list(rows.columns[-len(cols):]) == cols
+    np.testing.assert_allclose(rows[cols].to_numpy(float), expected[cols].to_numpy(float),
+                               atol=1e-5)
+    assert rows["class"].item() == expected["class"].item()
 
 
 def test_predict_folder_through_the_flow(prefect_backend, astronaut, tmp_path, capsys):
