@@ -43,10 +43,12 @@ class PredictConfig:
     # (median; quartiles 0.831 and 1.028), and its centre lies 0.015 x that side above the
     # box's centre (quartiles -0.042 and +0.018; sideways +0.004). FER2013's framing itself
     # varies that much, so no crop from the box matches every face's frame.
-    # With the shipped model on all 6,470 FER2013 test faces found in photos
-    # (bench/results/predict_vs_evaluate_seam.json, margin -0.05): prediction 63.72% against
-    # 66.28% through the training preparation (2.55 points; agreement 78.9%); that run's
-    # sweep gave smaller gaps for tighter squares (-0.10 to -0.15), hence -0.07.
+    # With the shipped model on all 7,178 FER2013 test faces planted so (6,533 found):
+    # prediction 65.05% against 66.25% for the same faces through the training preparation
+    # (1.19 points; the same class for 80.2% of faces). With faces pasted as squares (a
+    # seam at the frame's edge, which makes MTCNN's box snap to it: frame 0.948 x box),
+    # margin -0.05 gave 63.72% against 66.28% (2.55 points) and the old margin 0.2 56.62%
+    # (9.66 points; bench/results/predict_vs_evaluate_seam.json).
     margin: float = -0.07
     shift: float = -0.015
     # Pixels, in the image as detected (see detect_max_side). 40, not preparation's 20:
