@@ -113,7 +113,7 @@ def machine_info() -> dict:
     }
 
 
-CODE_PACKAGES = ("fer_core", "tasks", "flows")
+CODE_PACKAGES = ("fer_core", "tasks", "flows", "fer_cli")
 
 
 def code_files(root: Path) -> list[Path]:
@@ -137,7 +137,7 @@ def code_state(root: Path) -> dict:
 
 
 def snapshot_code(dest: Path) -> Path:
-    """Copy fer_core/, tasks/ and flows/ as they are now, and import them from the copy
+    """Copy fer_core/, tasks/, flows/ and fer_cli/ as they are now, and import them from the copy
     (here and, through PYTHONPATH, in the fer subprocesses): other people's edits during a
     run that takes an hour cannot then mix two versions of the pipeline in one result."""
     if dest.exists():
@@ -639,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     code_root = snapshot_code(run_root / "code") if args.code == "snapshot" else REPO
     CHILD_CWD[0] = code_root
     cli_imports = subprocess.run(  # from /tmp: sys.path as the fer script has it
-        [sys.executable, "-c", "import flows.cli, tasks.prepare, fer_core; print(flows.cli."
+        [sys.executable, "-c", "import fer_cli.main, tasks.prepare, fer_core; print(fer_cli.main."
          "__file__, tasks.prepare.__file__, fer_core.__file__)"], cwd="/tmp",
         capture_output=True, text=True).stdout.split()
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import fer_core.weights
+from fer_cli import predict as cli_predict
+from fer_cli.main import build_parser, main
 from fer_core import checkpoint, store
 from fer_core.models import create_model
 from fer_core.predict import PredictConfig, load_predictor, predict_images
 from fer_core.weights import DEFAULT_CHECKPOINT, default_checkpoint
-from flows import cli_predict
-from flows.cli import build_parser, main
 from tests.conftest import in_ci
 
 CLASSES = ("angry", "happy", "neutral", "surprise")

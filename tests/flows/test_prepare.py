@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer_cli.main import main
 from fer_core import store
-from flows.cli import main
 from tests.conftest import require_fer2013
 
 TABLE1 = {"Anger": (8228, 8228), "Disgust": (2651, 2458), "Fear": (2985, 2983),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fer_cli.main import main
 from fer_core import store
 from fer_core.quality import sharpness_table
-from flows.cli import main
 from tests.conftest import extract_fer2013_subset
 from tests.flows.test_caching import changed, results
 

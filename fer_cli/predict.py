@@ -1,10 +1,11 @@
-"""``fer predict`` and ``fer export``: registered by flows.cli (``register(sub)``)."""
+"""``fer predict`` and ``fer export``: registered by fer_cli.main (``register(sub)``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from fer_cli import checks
 from fer_core.weights import DEFAULT_CHECKPOINT, default_checkpoint
 
 # fer_core.predict's PredictConfig.margin; repeated here so that `fer --help` does not import
@@ -45,7 +46,7 @@ def register(sub) -> None:
                    "and more threads per operation mostly wait; 0 = torch's default)")
     p.add_argument("--detect-workers", type=int, default=2, metavar="N",
                    help="threads running MTCNN batches in parallel (default 2)")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, check=lambda a: checks.existing_file(a.model, "--model"))
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
     e.add_argument("--model", required=True, help="checkpoint (best.pt)")
@@ -54,7 +55,7 @@ def register(sub) -> None:
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     e.add_argument("--dynamo", action="store_true",
                    help="use torch's dynamo ONNX exporter (needs onnxscript)")
-    e.set_defaults(func=cmd_export)
+    e.set_defaults(func=cmd_export, check=lambda a: checks.existing_file(a.model, "--model"))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

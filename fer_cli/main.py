@@ -1,11 +1,23 @@
-"""The ``fer`` command: the same Prefect flows the UI and deployments run."""
+"""The ``fer`` command: the same Prefect flows the UI and deployments run.
+
+Every command is checked (arguments, config files, paths: ``fer_cli.checks``) before
+Prefect is imported or its embedded server started, so a bad command fails at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
+
+from fer_cli import checks
+
+# Modules with ``register(sub)`` adding their sub-commands; in each group the first that
+# exists is used (``fer audit`` moves from flows/ to fer_cli/).
+REGISTRARS = (("fer_cli.train",), ("fer_cli.predict",), ("fer_cli.audit", "flows.cli_audit"))
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
@@ -33,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="sections 4-5: folder of labelled faces -> saved sets")
     p.add_argument("data", help="DATA/<class>/*, DATA/{train,test}/<class>/* or fer2013.csv")
     _prepare_args(p)
-    p.set_defaults(func=cmd_prepare)
+    p.set_defaults(func=cmd_prepare, check=check_prepare)
     d = sub.add_parser("demo", help="the whole pipeline on an embedded demo dataset")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--per-class", type=int, default=30)
@@ -45,25 +57,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registrars():
-    """Sub-commands that live beside their flows (each module has ``register(sub)``)."""
-    import importlib
-    import importlib.util
+    """Each group's first module that exists, its ``register``."""
+    out = []
+    for group in REGISTRARS:
+        for name in group:
+            if _exists(name):
+                out.append(importlib.import_module(name).register)
+                break
+    return out
 
-    names = ("flows.cli_train", "flows.cli_predict")
-    return [importlib.import_module(n).register for n in names
-            if importlib.util.find_spec(n) is not None]
+
+def _exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its package is missing
+        return False
+
+
+def check_prepare(args) -> None:
+    checks.data_path(args.data)
+    checks.out_folder(args.out)
+    checks.prepare_config(args.config)
+    args.subsets = subset_options(args.subset)
+
+
+def validate_prepare(args) -> None:
+    """The whole config, as the flow will build it (imports the stages' modules, not
+    Prefect): a bad value fails here, before any server starts."""
+    from fer_core.config import build_config
+
+    build_config(args.data, file=args.config, classes=args.classes,
+                 class_map=args.class_map, augment=args.augment, align=not args.no_align,
+                 subsets=args.subsets)
 
 
 def cmd_prepare(args) -> int:
     from fer_core.ingest import summarize_rejections
     from fer_core.manifest import status_counts
     from fer_core.store import read_frame
+    validate_prepare(args)
     from flows.prepare import prepare
 
     result = prepare(data=args.data, out=args.out, classes=args.classes,
                      class_map=args.class_map, augment=args.augment, align=not args.no_align,
                      config_file=args.config, store_root=args.store, retries=args.retries,
-                     dask_address=args.dask_address, subsets=subset_options(args.subset))
+                     dask_address=args.dask_address, subsets=args.subsets)
     manifest = read_frame(result["manifest"])
     print(f"manifest: {result['manifest']}  {status_counts(manifest)}")
     for line in summarize_rejections(manifest):
@@ -89,9 +127,9 @@ def subset_options(options: list[str]) -> dict[str, str] | None:
 
 def cmd_demo(args) -> int:
     """The main job on the embedded default: make the demo dataset, then the pipeline."""
+    from fer_cli.train import cmd_pipeline
     from fer_core.demo import DemoConfig, demo_images
     from fer_core.store import write_dataset
-    from flows.cli_train import cmd_pipeline
 
     data = Path(args.out) / "data"
     n = write_dataset(data, demo_images(DemoConfig(per_class=args.per_class)))
@@ -102,9 +140,19 @@ def cmd_demo(args) -> int:
         model="compact_cnn", epochs=args.epochs, batch_size=32, lr=None, device=None, seed=None))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, guard: bool = False) -> int:
+    """Run one ``fer`` command. ``guard``: end, when this process ends (even killed), every
+    process it started (fer_cli.guard); the console script sets it, an in-process caller
+    (a test) does not."""
     args = build_parser().parse_args(argv)
     try:
+        check = getattr(args, "check", None)
+        if check is not None:
+            check(args)
+        if guard:
+            from fer_cli.guard import guard_descendants
+
+            guard_descendants()
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"fer {args.command}: error: {e}", file=sys.stderr)
@@ -114,5 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console() -> int:
+    """The ``fer`` console script."""
+    return main(guard=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

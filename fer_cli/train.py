@@ -1,9 +1,12 @@
-"""`fer train`, `fer evaluate` and `fer pipeline`: the train, evaluate and pipeline flows."""
+"""`fer train`, `fer evaluate` and `fer pipeline`: the train, evaluate and pipeline flows
+(registered by fer_cli.main with ``register(sub)``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from fer_cli import checks
 
 
 def _train_args(p) -> None:
@@ -23,7 +26,7 @@ def register(sub) -> None:
     t.add_argument("--weights", help="a local state_dict to start from (default: scratch)")
     t.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     _train_args(t)
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, check=check_train)
     e = sub.add_parser("evaluate", help="score a trained model, on its run or another dataset")
     e.add_argument("run_dir")
     e.add_argument("--data", help="another dataset, all of it one test set, aligned and "
@@ -37,7 +40,7 @@ def register(sub) -> None:
     e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt, else the shipped model "
                    "(fer_core/weights/)")
     e.add_argument("--store", help="result store folder (default RUN_DIR/store)")
-    e.set_defaults(func=cmd_evaluate)
+    e.set_defaults(func=cmd_evaluate, check=check_evaluate)
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
     p.add_argument("data")
     p.add_argument("--out", required=True)
@@ -48,7 +51,41 @@ def register(sub) -> None:
     p.add_argument("--prepare-config")
     p.add_argument("--store")
     _train_args(p)
-    p.set_defaults(func=cmd_pipeline)
+    p.set_defaults(func=cmd_pipeline, check=check_pipeline)
+
+
+def check_train(args) -> None:
+    checks.run_folder(args.run_dir)
+    checks.train_config(args.train_config)
+    checks.existing_file(args.weights, "--weights")
+
+
+def check_evaluate(args) -> None:
+    if args.data is None:
+        checks.run_folder(args.run_dir)
+    else:
+        checks.data_path(args.data)
+        checks.out_folder(args.run_dir, "run folder")
+    checks.existing_file(args.checkpoint, "--checkpoint")
+
+
+def check_pipeline(args) -> None:
+    checks.data_path(args.data)
+    checks.out_folder(args.out)
+    checks.prepare_config(args.prepare_config)
+    checks.train_config(args.train_config)
+
+
+def validate_train(args, **extra) -> None:
+    """The whole training config, as the flow builds it (imports torch, not Prefect): an
+    unknown model or a bad value fails before any server starts."""
+    from fer_core.train_config import TrainConfig
+
+    values = TrainConfig.from_file(args.train_config).to_dict() if args.train_config else {}
+    overrides = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+                 "lr": args.lr, "device": args.device, "random_state": args.seed, **extra}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    TrainConfig.from_dict(values)
 
 
 def _show(metrics: dict) -> None:
@@ -57,6 +94,7 @@ def _show(metrics: dict) -> None:
 
 
 def cmd_train(args) -> int:
+    validate_train(args, weights=args.weights)
     from flows.train import train
 
     result = train(run_dir=args.run_dir, model=args.model, epochs=args.epochs,
@@ -89,6 +127,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_pipeline(args) -> int:
+    from fer_core.config import build_config
+
+    build_config(args.data, file=args.prepare_config, classes=args.classes,
+                 class_map=args.class_map, augment=args.augment, align=not args.no_align)
+    validate_train(args)
     from flows.pipeline import pipeline
 
     result = pipeline(data=args.data, out=args.out, classes=args.classes,

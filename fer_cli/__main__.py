@@ -1,0 +1,5 @@
+import sys
+
+from fer_cli.main import console
+
+sys.exit(console())
