@@ -16,12 +16,15 @@ from fer_core.align import AlignConfig
 from fer_core.augment import AugmentConfig
 from fer_core.duplicates import DedupConfig
 from fer_core.ingest import IngestConfig, resolve_class_map, resolve_classes
+from fer_core.near_duplicates import NearDupConfig
 from fer_core.quality import QualityConfig
 from fer_core.resize import ResizeConfig
+from fer_core.review import ReviewConfig
 from fer_core.split import SplitConfig
 from fer_core.subsets import SubsetSpec, specs_from
 
-SECTIONS = {"ingest": IngestConfig, "dedup": DedupConfig, "split": SplitConfig,
+SECTIONS = {"ingest": IngestConfig, "review": ReviewConfig, "dedup": DedupConfig,
+            "near_duplicates": NearDupConfig, "split": SplitConfig,
             "quality": QualityConfig, "align": AlignConfig, "resize": ResizeConfig,
             "augment": AugmentConfig}
 
@@ -29,7 +32,10 @@ SECTIONS = {"ingest": IngestConfig, "dedup": DedupConfig, "split": SplitConfig,
 @dataclass(frozen=True, kw_only=True)
 class PrepareConfig:
     ingest: IngestConfig
+    # (ours) a person's relabels and drops from `fer audit`, applied after ingest
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    near_duplicates: NearDupConfig = field(default_factory=NearDupConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -93,6 +99,11 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
         raw.setdefault("augment", {})["plan"] = augment
     if align is not None:
         raw.setdefault("align", {})["enabled"] = align
+    review = raw.get("review") or {}
+    if review.get("file"):
+        if not Path(review["file"]).is_file():
+            raise FileNotFoundError(f"review file {review['file']} not found")
+        review["file"] = str(Path(review["file"]).resolve())
     where = str(file or "options")
     return PrepareConfig(**{name: _section(cls, raw.get(name, {}), f"{where} [{name}]")
                             for name, cls in SECTIONS.items()},

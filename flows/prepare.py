@@ -11,6 +11,7 @@ from fer_core import ingest, store, subsets
 from fer_core.align import AlignConfig
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
+from tasks.audit import near_duplicates_task, review_task
 from tasks.prepare import (
     align_batch_task,
     augment_task,
@@ -46,7 +47,10 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     manifest = ingest_task(cfg.ingest, store_root)                       # 4: read with OpenCV
     if cfg.all_test:                                                     # (ours) scored only:
         manifest = all_test_task(manifest, store_root)                   #   all of it is test
+    manifest = review_task(manifest, cfg.review, store_root)             # (ours) reviewed labels
     manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
+    manifest = near = near_duplicates_task(manifest, cfg.near_duplicates, root,  # (ours) near-
+                                           store_root)                   #   duplicates, pHash
     manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
     check_classes(classes_of(read_manifest(manifest)), known_classes, cfg.ingest.root)
     warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
@@ -58,7 +62,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     counts = save_task(resized, augmented, classes, out_dir, cfg.subsets,  # 5: one-hot, save
                        manifest, store_root)                             #  (+ named subsets)
     warnings = [*warnings, *subset_warnings(out_dir)]
-    reports = reports_task(manifest, resized, augmented, classes, root, out_dir)
+    reports = reports_task(manifest, resized, augmented, classes, root, out_dir, near)
     publish_artifacts(reports, out_dir)
     result = {"classes": list(classes), "sets": counts, "reports": reports,
               "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed,

@@ -16,7 +16,7 @@ from tasks.prepare import IMAGES, read_manifest
 
 @task(name="reports", task_run_name="reports", **task_options(None))
 def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str, ...],
-                 root: str, out_dir: str) -> dict[str, str]:
+                 root: str, out_dir: str, near: Ref | None = None) -> dict[str, str]:
     m = read_manifest(manifest)
     rep = Path(out_dir) / "reports"
     index = store.read_frame(Path(resized.path) / "index.parquet")
@@ -41,7 +41,12 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
         title="Augmented training distribution (Figure 5)"))
     _examples(m, index, store.read_array(Path(resized.path) / IMAGES), root, rep)
     store.write_frame(Path(out_dir) / "manifest.parquet", m)
-    return {name: str(rep / f"{name}.csv") for name in tables}
+    written = {name: str(rep / f"{name}.csv") for name in tables}
+    if near is not None:  # (ours) the near-duplicate stage's pairs, by the final split
+        from tasks.audit import near_duplicate_reports
+
+        written |= near_duplicate_reports(m, near, root, rep)
+    return written
 
 
 def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
@@ -79,6 +84,11 @@ def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:
     create_markdown_artifact(figures_markdown(f"Preparation of `{out_dir}`", figs),
                              key="prepare-figures",
                              description="Figures 2-5 of the paper for this run")
+    grid = Path(out_dir) / "reports" / "near_duplicates.png"
+    if grid.is_file():
+        create_markdown_artifact(figures_markdown(f"Near-duplicates in `{out_dir}`", [grid]),
+                                 key="near-duplicates",
+                                 description="the closest near-duplicate pairs across splits")
     create_link_artifact(Path(out_dir).resolve().as_uri(), link_text=str(out_dir),
                          key="run-folder", description="the run folder: sets, reports, manifest")
 
