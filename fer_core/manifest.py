@@ -18,6 +18,8 @@ COLUMNS: dict[str, object] = {
     "status": KEPT, "reason": "", "duplicate_of": "", "label": -1, "split": "",
     "sharpness": np.nan,  # fer_core.quality: variance of the Laplacian at 96x96
     "aligned": False, **{c: np.nan for c in LANDMARKS}, "face_prob": np.nan, "angle": np.nan,
+    "align_pass": "",  # the detection pass that found the face (fer_core.detect)
+    "align_note": "",  # why an image stays unaligned: no face, or implausible landmarks
     "align_error": "",  # an alignment batch that failed after its retries
 }
 _DTYPES = {"width": "int64", "height": "int64", "label": "int64", "aligned": "bool",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from fer_core import align, augment, duplicates, ingest, quality, resize, split, store
+from fer_core import align, augment, detect, duplicates, ingest, quality, resize, split, store
 from fer_core.manifest import KEPT
 from fer_core.progress import bar
 from fer_core.store import Ref
@@ -96,7 +96,7 @@ def _detector(cfg: align.AlignConfig):
 
 def _align_dir(a) -> Path:
     # Keyed by the batch's image content alone: other batches never invalidate it.
-    return result_dir(a["store_root"], "align", a["batch"]["sha1s"], a["cfg"], [align])
+    return result_dir(a["store_root"], "align", a["batch"]["sha1s"], a["cfg"], [align, detect])
 
 
 @task(name="align-batch", task_run_name="align-batch-{index}", **task_options(_align_dir))
@@ -105,7 +105,7 @@ def align_batch_task(batch: dict, index: int, cfg: align.AlignConfig, root: str,
     paths = batch["paths"]
 
     def make(out: Path) -> dict:
-        found = align.detect_landmarks(store.read_images(root, paths), _detector(cfg))
+        found = align.detect_landmarks(store.read_images(root, paths), _detector(cfg), cfg)
         store.write_frame(out / "detections.parquet", found.assign(path=paths))
         return {"images": len(paths), "aligned": int(found["aligned"].sum())}
 
