@@ -11,9 +11,11 @@ from fer_core import store
 from fer_core.config import build_config
 from flows.prepare import prepare_sets, raise_if_incomplete
 from flows.train import train_and_evaluate, train_config
+from tasks.caching import rerun_table
 
 
 @flow(name="pipeline", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
+@rerun_table
 def pipeline(data: str, out: str, classes: str | None = None, class_map: str | None = None,
              augment: str = "auto", align: bool = True, model: str | None = None,
              epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,

@@ -12,6 +12,7 @@ from fer_core.align import AlignConfig
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
 from tasks.audit import near_duplicates_task, review_task
+from tasks.caching import rerun_table
 from tasks.prepare import (
     align_batch_task,
     augment_task,
@@ -139,6 +140,7 @@ def raise_if_incomplete(result: dict, retries: int) -> None:
 
 
 @flow(name="prepare", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
+@rerun_table
 def prepare(data: str, out: str, classes: str | None = None, class_map: str | None = None,
             augment: str = "auto", align: bool = True, config_file: str | None = None,
             store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0,

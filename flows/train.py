@@ -11,6 +11,7 @@ from fer_core import store
 from fer_core.config import evaluation_config
 from fer_core.train import TrainConfig
 from flows.prepare import prepare_sets
+from tasks.caching import rerun_table
 from tasks.train import (
     cross_evaluate_task,
     evaluate_task,
@@ -48,6 +49,7 @@ def data_warnings(run_dir: str) -> list[str]:
 
 
 @flow(name="train", log_prints=True)
+@rerun_table
 def train(run_dir: str, model: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, device: str | None = None,
           weights: str | None = None, seed: int | None = None, config_file: str | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,17 +10,29 @@ from prefect import task
 
 from fer_core import checkpoint, evaluate, models, store, train
 from fer_core import device as dev
+from fer_core.cache import content_fingerprint
 from fer_core.store import Ref
 from tasks.caching import result_dir, task_options
 
+# The seeds of training's key: fer_core.cache adds every module they import (train_config,
+# ...) and the versions of the libraries among them.
 TRAIN_MODULES = [train, models, dev, evaluate, checkpoint]
+# File hashes remembered between runs (fer_core.cache.content_fingerprint).
+HASH_MEMO = "content_hashes.json"
 
 
 def _train_dir(a) -> Path:
-    # Keyed by the saved sets' content and the training config: new training parameters
-    # rerun training and evaluation only; the preparation stays cached.
-    sets = store.folder_fingerprint(store.sets_dir(a["run_dir"]))
-    return result_dir(a["store_root"], "train", [sets], a["cfg"], TRAIN_MODULES)
+    # Keyed by the content training reads (the saved sets' bytes, the starting weights'
+    # bytes; not their paths or file times: `fer prepare` may publish the same sets again)
+    # and the training config: new training parameters rerun training and evaluation only;
+    # the preparation stays cached.
+    cfg = a["cfg"]
+    memo = Path(a["store_root"]) / HASH_MEMO
+    inputs = [content_fingerprint(store.sets_dir(a["run_dir"]), memo)]
+    if cfg.weights is not None:
+        inputs.append(f"weights:{content_fingerprint(cfg.weights, memo)}")
+        cfg = dataclasses.replace(cfg, weights="<content in inputs>")
+    return result_dir(a["store_root"], "train", inputs, cfg, TRAIN_MODULES)
 
 
 @task(name="train", task_run_name="train-{cfg.model}-{cfg.epochs}ep", **task_options(_train_dir))
