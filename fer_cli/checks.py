@@ -102,21 +102,41 @@ def prepare_config(path: str | None) -> None:
             raise UsageError(f"{path} [{name}]: unknown key(s) {bad}; known: {sorted(fields)}")
 
 
-def train_config(path: str | None) -> None:
-    """A training config: TrainConfig keys only."""
-    if path is None:
-        return
-    raw = read_config(path)
-    if raw is None:
-        return
-    if not isinstance(raw, dict):
+def train_config(path: str | None, model: str | None = None) -> None:
+    """A training config: TrainConfig keys only, a known model (``model``: the command
+    line's, which overrides the file's)."""
+    raw = read_config(path) if path is not None else None
+    if raw is not None and not isinstance(raw, dict):
         raise UsageError(f"{path}: expected a mapping of TrainConfig keys, got "
                          f"{type(raw).__name__}")
+    raw = raw or {}
     fields = dataclass_fields("fer_core.train_config", "TrainConfig")
     bad = sorted(str(k) for k in raw if fields is not None and k not in fields)
     if bad:
         raise UsageError(f"{path}: unknown TrainConfig key(s) {bad}; known keys: "
                          f"{', '.join(sorted(fields))}")
+    name = model if model is not None else raw.get("model")
+    known = model_names()
+    if name is not None and known is not None and name not in known:
+        where = "--model" if model is not None else f"{path}: model"
+        raise UsageError(f"{where} {name!r}: unknown model; known models: {', '.join(known)}")
+
+
+def model_names() -> tuple[str, ...] | None:
+    """The names in fer_core.models.REGISTRY (its ``ModelSpec(name=...)`` entries), from
+    the source; None when it is not laid out so."""
+    tree = _module_tree("fer_core.models")
+    for node in tree.body if tree is not None else ():
+        target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
+                  else node.target if isinstance(node, ast.AnnAssign) else None)
+        if isinstance(target, ast.Name) and target.id == "REGISTRY" and node.value:
+            names = [kw.value.value for call in ast.walk(node.value)
+                     if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                     and call.func.id == "ModelSpec"
+                     for kw in call.keywords
+                     if kw.arg == "name" and isinstance(kw.value, ast.Constant)]
+            return tuple(names) or None
+    return None
 
 
 # --- config keys from the source of the config classes ------------------------------------

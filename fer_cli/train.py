@@ -56,7 +56,7 @@ def register(sub) -> None:
 
 def check_train(args) -> None:
     checks.run_folder(args.run_dir)
-    checks.train_config(args.train_config)
+    checks.train_config(args.train_config, args.model)
     checks.existing_file(args.weights, "--weights")
 
 
@@ -73,7 +73,7 @@ def check_pipeline(args) -> None:
     checks.data_path(args.data)
     checks.out_folder(args.out)
     checks.prepare_config(args.prepare_config)
-    checks.train_config(args.train_config)
+    checks.train_config(args.train_config, args.model)
 
 
 def validate_train(args, **extra) -> None:

@@ -131,8 +131,14 @@ def test_bad_commands_import_neither_prefect_nor_torch(tmp_path, data):
     out = subprocess.run([sys.executable, "-c", script, "train", str(run), "--model", "nosuch"],
                          capture_output=True, text=True, cwd=tmp_path, env=clean_env(tmp_path),
                          timeout=120)
+    assert json.loads(out.stdout.splitlines()[-1]) == [2, False, False], out.stderr
+    assert "--model 'nosuch': unknown model" in out.stderr and "compact_cnn" in out.stderr
+    # A bad value only the config class judges (a negative epoch count) is refused before
+    # Prefect too, once torch is loaded.
+    out = subprocess.run([sys.executable, "-c", script, "train", str(run), "--epochs", "-3"],
+                         capture_output=True, text=True, cwd=tmp_path, env=clean_env(tmp_path),
+                         timeout=120)
     assert json.loads(out.stdout.splitlines()[-1])[:2] == [2, False], out.stderr
-    assert "unknown model 'nosuch'" in out.stderr
 
 
 def test_config_keys_read_from_source_match_the_config_classes():
@@ -144,6 +150,9 @@ def test_config_keys_read_from_source_match_the_config_classes():
                         for name, cls in SECTIONS.items()}
     assert checks.dataclass_fields("fer_core.train_config", "TrainConfig") == {
         f.name for f in dataclasses.fields(TrainConfig)}
+    from fer_core.models import REGISTRY
+
+    assert checks.model_names() == tuple(REGISTRY)
 
 
 def test_registrars_take_the_first_module_of_each_group(monkeypatch):
