@@ -99,12 +99,12 @@ def test_failed_alignment_batch_is_retried_named_and_redone_alone(
     calls = {"faulty": 0}
     real = align.detect_landmarks
 
-    def flaky(images, detector):
+    def flaky(images, detector, *args, **kwargs):
         # The batch holding the victim fails every time: a persistent fault.
         if any(img.shape == (48, 48, 3) and np.array_equal(img, fault_image) for img in images):
             calls["faulty"] += 1
             raise OSError("injected fault: GPU fell off the bus")
-        return real(images, detector)
+        return real(images, detector, *args, **kwargs)
 
     fault_image = store.read_image(data, victim)
     monkeypatch.setattr(align, "detect_landmarks", flaky)
