@@ -8,7 +8,7 @@
    changed): wall time, peak RSS, what it flags.
 
     .venv/bin/python bench/audit_fer2013.py [--run bench/work/fer7] [--subset 6000]
-        [--models cnn,hog_logreg] [--skip-cli]
+        [--models cnn,hog_logreg] [--skip-cli] [--cli-model cnn|hog_logreg]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def flip_check(run: Path, subset: int, model: str, seed: int = 0) -> dict:
             "fit_seconds": round(fit_s, 1), "cpu": watch.result()}
 
 
-def cli_check(run: Path, work: Path) -> dict:
+def cli_check(run: Path, work: Path, model: str) -> dict:
     """`fer audit` on a run folder that links the prepared run's files (never writes them)."""
     if work.exists():
         shutil.rmtree(work)
@@ -66,7 +66,8 @@ def cli_check(run: Path, work: Path) -> dict:
     for name in ("manifest.parquet", "prepare.json"):
         shutil.copyfile(run / name, work / name)
     shutil.copyfile(run / "sets" / "meta.json", work / "sets" / "meta.json")
-    cmd = [str(REPO / ".venv/bin/fer"), "audit", str(work), "--review", "relabel"]
+    cmd = [str(REPO / ".venv/bin/fer"), "audit", str(work), "--review", "relabel",
+           "--model", model]
     result = run_cli(cmd, work.with_suffix(".log"), env={"OMP_NUM_THREADS": "1"})
     if result["returncode"] == 0:
         result["audit"] = store.read_json(work / "audit.json")
@@ -79,18 +80,19 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=6000)
     ap.add_argument("--models", default="cnn,hog_logreg")
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--cli-model", default="cnn", help="the model `fer audit` runs with")
     ap.add_argument("--results", default=str(REPO / "bench/results/audit_fer2013.json"))
     args = ap.parse_args()
     out = Path(args.results)
     result = {"command": shlex.join([sys.executable, *sys.argv]),
               "machine": {"cpu": cpu_model(), "cpus": len(os.sched_getaffinity(0)),
                           "ram_bytes": total_ram_bytes()}, "flips": []}
-    for model in args.models.split(","):
+    for model in filter(None, args.models.split(",")):
         result["flips"].append(flip_check(Path(args.run), args.subset, model))
         print(result["flips"][-1], flush=True)
         store.write_json(out, result)
     if not args.skip_cli:
-        result["cli"] = cli_check(Path(args.run), REPO / "bench/work/audit_run")
+        result["cli"] = cli_check(Path(args.run), REPO / "bench/work/audit_run", args.cli_model)
         store.write_json(out, result)
 
 
