@@ -7,8 +7,9 @@
    paired, over a grid of thresholds, with and without the probes. "Distinct" is judged two
    ways: every other face (FER2013 holds re-cropped copies of one photo, which count as false
    here) and faces with no copy-like neighbour by fer_core.near_copies.distinct (a pixel
-   check independent of the hashes). bench/results/near_duplicates_false_pairs.png shows
-   the "false" pairs on the raw pool, to judge by eye.
+   check independent of the hashes). bench/results/near_duplicates_false_pairs.png (not
+   committed: FER2013 faces stay out of the repository) shows the "false" pairs on the raw
+   pool, to judge by eye.
 2. fer2013: the stage on every kept image of a prepared FER2013 run (default
    bench/work/fer7, read only): hashing and search time, peak RSS, and what it finds (pairs
    per split pair, with different labels).
