@@ -7,9 +7,9 @@
    paired, over a grid of thresholds, with and without the probes. "Distinct" is judged two
    ways: every other face (FER2013 holds re-cropped copies of one photo, which count as false
    here) and faces with no copy-like neighbour by fer_core.near_copies.distinct (a pixel
-   check independent of the hashes). bench/results/near_duplicates_false_pairs.png (not
-   committed: FER2013 faces stay out of the repository) shows the "false" pairs on the raw
-   pool, to judge by eye.
+   check independent of the hashes). bench/work/near_duplicates_false_pairs.png (git-ignored:
+   FER2013 faces stay out of the repository) shows the "false" pairs on the raw pool, to
+   judge by eye.
 2. fer2013: the stage on every kept image of a prepared FER2013 run (default
    bench/work/fer7, read only): hashing and search time, peak RSS, and what it finds (pairs
    per split pair, with different labels).
@@ -87,7 +87,7 @@ def made_check(data: Path, faces_n: int, out: Path) -> dict:
                                                 nd.NearDupConfig().max_fine_distance):
                 false = sorted(found - made)[:24]
                 from fer_core.audit_figures import pair_grid
-                store.write_figure(out.with_name("near_duplicates_false_pairs.png"), pair_grid(
+                store.write_figure(REPO / "bench/work/near_duplicates_false_pairs.png", pair_grid(
                     [(images[a], images[b]) for a, b in false],
                     [f"{'distinct' if a in other_clean or b in other_clean else 'oracle: copy'}"
                      for a, b in false],
