@@ -64,8 +64,9 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
             pos = np.flatnonzero(index["split"].to_numpy() == name)
             if name == "test" and not len(pos):
                 continue
-            store.write_array(out / name / IMAGES,
-                              store.read_rows(Path(resized.path) / IMAGES, pos))
+            # In chunks: a split's images never sit in memory whole (prepare's memory
+            # must not grow with the data).
+            store.copy_rows(Path(resized.path) / IMAGES, pos, out / name / IMAGES)
             paths[name] = index["path"].to_numpy()[pos]
             _save_labels(out / name, index["label"].to_numpy()[pos], len(classes),
                          pd.DataFrame({"source": paths[name], "noise": "none"}))

@@ -17,6 +17,7 @@ __all__ = [
     "ArrayWriter",
     "write_array",
     "read_array",
+    "copy_rows",
     "read_rows",
     "SavedSet",
     "sets_dir",
@@ -98,6 +99,22 @@ def read_rows(path: str | os.PathLike, index) -> np.ndarray:
             f.seek(start + int(r) * row)
             f.readinto(memoryview(flat[i]))
     return out
+
+
+def copy_rows(src: str | os.PathLike, index, dst: str | os.PathLike, *,
+              chunk: int = 4096) -> Ref:
+    """Rows of one ``.npy`` array by index into a new one, ``chunk`` rows at a time: the
+    memory it takes is one chunk's, whatever the number of rows."""
+    index = np.asarray(index, dtype=np.int64)
+    shape = np.load(src, mmap_mode="r").shape
+    writer = ArrayWriter(dst, (index.size, *shape[1:]))
+    try:
+        for start in range(0, index.size, chunk):
+            writer.append(read_rows(src, index[start:start + chunk]))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def read_array(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:

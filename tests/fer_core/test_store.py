@@ -113,3 +113,12 @@ def test_publishing_a_result_again_leaves_no_temporary_file(tmp_path):
         store.publish(src, tmp_path / "run" / "x.npy")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["x.npy"]
     assert np.array_equal(store.read_array(tmp_path / "run" / "x.npy"), np.arange(10))
+
+
+def test_copy_rows_in_chunks_equals_fancy_indexing(tmp_path):
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 255, (37, 5, 4, 3), dtype=np.uint8)
+    store.write_array(tmp_path / "src.npy", src)
+    index = rng.permutation(37)[:23]
+    store.copy_rows(tmp_path / "src.npy", index, tmp_path / "dst.npy", chunk=4)
+    np.testing.assert_array_equal(np.load(tmp_path / "dst.npy"), src[index])
