@@ -48,7 +48,8 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     manifest = ingest_task(cfg.ingest, store_root)                       # 4: read with OpenCV
     if cfg.all_test:                                                     # (ours) scored only:
         manifest = all_test_task(manifest, store_root)                   #   all of it is test
-    manifest = review_task(manifest, cfg.review, store_root)             # (ours) reviewed labels
+    if cfg.review.file:                                                  # (ours) a person's
+        manifest = review_task(manifest, cfg.review, store_root)         #   relabels, drops
     manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
     manifest = near = near_duplicates_task(manifest, cfg.near_duplicates, root,  # (ours) near-
                                            store_root)                   #   duplicates, pHash

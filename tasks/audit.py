@@ -59,15 +59,13 @@ def _chunks(root: str, paths: list[str], size: int, desc: str):
 
 def _review_dir(a) -> Path:
     # Keyed by the list's content, not where it lies.
-    listed = store.file_sha256(a["cfg"].file) if a["cfg"].file else "none"
+    listed = store.file_sha256(a["cfg"].file)
     return result_dir(a["store_root"], "review", [a["manifest"].sha256, listed], None, [review])
 
 
 @task(name="review", task_run_name="apply-review", **task_options(_review_dir))
 def review_task(manifest: Ref, cfg: review.ReviewConfig, store_root: str) -> Ref:
-    """The manifest with a person's relabels and drops applied (unchanged without a list)."""
-    if not cfg.file:
-        return manifest
+    """The manifest with a person's relabels and drops (``cfg.file``) applied."""
     return store.run_stage(_review_dir(locals()), lambda out: _write_reviewed(out, manifest,
                                                                                cfg))[0]
 
