@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
 
 import shlex  # noqa: E402
 
-from train_fer2013 import machine_info  # noqa: E402
+from fer_core.device import machine_info  # noqa: E402
 
 from fer_core import align, resize  # noqa: E402
 
