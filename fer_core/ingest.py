@@ -9,6 +9,7 @@ Layouts understood:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -68,18 +69,44 @@ def resolve_classes(spec: str | Iterable[str] | None) -> tuple[str, ...] | None:
 
 def ingest(cfg: IngestConfig, *, progress: Callable | None = None) -> pd.DataFrame:
     """Walk the data folder and account for every file in a manifest, sorted by path."""
+    return ingest_files(cfg, progress=progress)[0]
+
+
+# What a file's inspection is reused by: the same path, inode, size, mtime and ctime (ctime
+# changes with any write and cannot be set back by a user).
+FILE_STAT = ("ino", "size", "mtime_ns", "ctime_ns")
+FILE_COLUMNS = ("path", *FILE_STAT, "inspected")
+
+
+def ingest_files(cfg: IngestConfig, *, progress: Callable | None = None,
+                 previous: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The manifest (as ``ingest``) and the files table: each inspected file's path, stat
+    and inspection (JSON). ``previous``: an earlier files table of the same folder (and the
+    same ingest code and ``min_size``): a file whose stat is unchanged is not read again,
+    its inspection (SHA-1, size, decode check, sharpness) is taken from there."""
     root = Path(cfg.root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: data folder does not exist")
     csv_path = _csv_source(root)
+    files: list[dict] = []
     if csv_path is not None:
         rows = _csv_rows(root, csv_path, cfg)
     else:
-        rows = _folder_rows(root, cfg, progress)
+        rows = _folder_rows(root, cfg, progress, _known(previous), files)
     if not rows:
         raise ValueError(f"{root}: no class folders or files found")
     df = new_rows(rows)
-    return df.sort_values("path", kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(files, columns=list(FILE_COLUMNS)).sort_values("path", kind="stable")
+    return (df.sort_values("path", kind="stable").reset_index(drop=True),
+            table.reset_index(drop=True))
+
+
+def _known(previous: pd.DataFrame | None) -> dict[str, tuple]:
+    if previous is None or previous.empty:
+        return {}
+    stats = zip(*(previous[c].tolist() for c in FILE_STAT), strict=True)
+    return {p: (tuple(st), inspected) for p, st, inspected in
+            zip(previous["path"].tolist(), stats, previous["inspected"].tolist(), strict=True)}
 
 
 def _csv_source(root: Path) -> Path | None:
@@ -107,7 +134,8 @@ def _layout(root: Path) -> list[tuple[str, Path]]:
     return [("train", root)]
 
 
-def _folder_rows(root: Path, cfg: IngestConfig, progress) -> list[dict]:
+def _folder_rows(root: Path, cfg: IngestConfig, progress, known: dict[str, tuple],
+                 files: list[dict]) -> list[dict]:
     rows: list[dict] = []
     todo: list[dict] = []
     layout = _layout(root)
@@ -129,13 +157,15 @@ def _folder_rows(root: Path, cfg: IngestConfig, progress) -> list[dict]:
         elif reason := _excluded(cls, cfg):
             rows.append({**row, "status": REJECTED, "reason": reason})
         else:
-            todo.append(row)
+            st = path.stat()
+            todo.append({**row, "_stat": (st.st_ino, st.st_size, st.st_mtime_ns,
+                                          st.st_ctime_ns)})
     for subset, base in layout:
         for d in sorted(p for p in base.iterdir() if p.is_dir()):
             if not any(f.is_file() for f in d.rglob("*")):
                 rows.append(_rejected(d.relative_to(root).as_posix() + "/", "empty class folder",
                                       subset=subset, cls=_map_class(d.name, cfg)))
-    rows.extend(_inspect_all(root, todo, cfg, progress))
+    rows.extend(_inspect_all(root, todo, cfg, progress, known, files))
     return rows
 
 
@@ -151,16 +181,31 @@ def _locate(path: Path, layout: list[tuple[str, Path]]) -> tuple[str, Path | Non
     return "", None
 
 
-def _inspect_all(root: Path, todo: list[dict], cfg: IngestConfig, progress) -> list[dict]:
-    def one(row: dict) -> dict:
-        return {**row, **_inspect(root / row["path"], row["path"], cfg)}
+def _inspect_all(root: Path, todo: list[dict], cfg: IngestConfig, progress,
+                 known: dict[str, tuple], files: list[dict]) -> list[dict]:
+    inspected: dict[str, str] = {}
+    for row in todo:
+        was = known.get(row["path"])
+        if was is not None and was[0] == row["_stat"]:
+            inspected[row["path"]] = was[1]
+    fresh = [row for row in todo if row["path"] not in inspected]
+
+    def one(row: dict) -> str:
+        return json.dumps(_inspect(root / row["path"], row["path"], cfg), sort_keys=True)
 
     # OpenCV decoding and hashlib both release the GIL: threads use both cores.
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        results = pool.map(one, todo)
+        results = pool.map(one, fresh)
         if progress is not None:
-            results = progress(results, total=len(todo), desc="ingest")
-        return list(results)
+            results = progress(results, total=len(fresh), desc="ingest")
+        inspected.update(zip((r["path"] for r in fresh), results, strict=True))
+    rows = []
+    for row in todo:
+        st = row.pop("_stat")
+        files.append({"path": row["path"], **dict(zip(FILE_STAT, st, strict=True)),
+                      "inspected": inspected[row["path"]]})
+        rows.append({**row, **json.loads(inspected[row["path"]])})
+    return rows
 
 
 def _inspect(full: Path, rel: str, cfg: IngestConfig) -> dict:

@@ -11,6 +11,7 @@ from fer_core import ingest, store, subsets
 from fer_core.align import AlignConfig
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
+from fer_core.store import Ref
 from tasks.audit import near_duplicates_task, review_task
 from tasks.caching import rerun_table
 from tasks.prepare import (
@@ -23,6 +24,8 @@ from tasks.prepare import (
     quality_task,
     read_manifest,
     resize_task,
+    reuse_align_batches_task,
+    sealed_align_batches,
     split_task,
 )
 from tasks.reports import publish_artifacts, reports_task
@@ -59,7 +62,8 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     manifest, failed = align_runner(dask_address)(                       # 5: MTCNN alignment
         manifest, cfg.align, root, store_root, retries, retry_delay_s)
     classes = classes_of(read_manifest(manifest))
-    resized = resize_task(manifest, cfg.resize, root, store_root)        # 5: 96x96, /255 on load
+    resized = resize_task(manifest, cfg.resize, root, store_root,        # 5: 96x96, /255 on load
+                          cfg.align.batch_size)                          #   (per align batch)
     augmented = augment_task(resized, classes, cfg.augment, store_root)  # 5: noise augmentation
     counts = save_task(resized, augmented, classes, out_dir, cfg.subsets,  # 5: one-hot, save
                        manifest, store_root)                             #  (+ named subsets)
@@ -111,22 +115,35 @@ def align_flow(manifest, cfg: AlignConfig, root: str, store_root: str, retries: 
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
     batches = plan_align_batches(manifest, cfg)
+    # The batches already in the store are recorded by one task run (shown Cached), not one
+    # each: a rerun's cost is a key check per batch, not a task run per batch.
+    sealed = sealed_align_batches(batches, cfg, store_root)
+    reused = {}
+    if sealed:
+        state = reuse_align_batches_task(batches, sorted(sealed), len(sealed), cfg, store_root,
+                                         return_state=True)
+        reused = {int(i): Ref(path=path, sha256=sha) for i, path, sha in state.result()}
+    stale = [i for i in range(len(batches)) if i not in reused]
     task = align_batch_task.with_options(
         retries=retries, retry_delay_seconds=[retry_delay_s * 2**i for i in range(retries)])
-    futures = task.map(batches, range(len(batches)), unmapped(cfg), unmapped(root),
+    futures = task.map([batches[i] for i in stale], stale, unmapped(cfg), unmapped(root),
                        unmapped(store_root))
     progress = create_progress_artifact(0.0, key="alignment-progress",
                                         description="MTCNN alignment batches done")
-    done, failed = [], []
-    for i, (batch, future) in enumerate(zip(batches, futures, strict=True)):
+    done, failed = dict(reused), []
+    for n, (i, future) in enumerate(zip(stale, futures, strict=True)):
         future.wait()
         if future.state.is_completed():
-            done.append(future.result())
+            done[i] = future.result()
         else:
+            batch = batches[i]
             failed.append({"index": i, "first": batch["paths"][0], "paths": batch["paths"],
                            "error": f"batch {i} failed: {future.state.message}"})
-        update_progress_artifact(progress, 100.0 * (i + 1) / max(1, len(batches)))
-    return merge_alignment_task(manifest, done, failed, store_root), failed
+        update_progress_artifact(progress, 100.0 * (n + 1) / max(1, len(stale)))
+    if not stale:
+        update_progress_artifact(progress, 100.0)
+    return (merge_alignment_task(manifest, [done[i] for i in sorted(done)], failed, store_root),
+            failed)
 
 
 def raise_if_incomplete(result: dict, retries: int) -> None:

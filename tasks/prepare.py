@@ -6,6 +6,7 @@ Each task loads through the result store, calls one stage, saves, and returns a 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,9 +43,57 @@ def _ingest_dir(a) -> Path:
     return result_dir(a["store_root"], "ingest", [fingerprint], a["cfg"], [ingest])
 
 
+def _ingest_reuse_key(cfg: ingest.IngestConfig) -> str:
+    """What an earlier ingest's per-file inspections are valid for: the same folder, the
+    same ingest code (its whole closure) and the same minimum size."""
+    from fer_core.cache import stage_key
+
+    return stage_key("ingest-files", inputs=[str(Path(cfg.root).resolve())],
+                     config={"min_size": cfg.min_size}, modules=[ingest])
+
+
+def _files_path(store_root: str, out: Path) -> Path:
+    # Beside the sealed result, not in it: the result's hash (which keys every later stage)
+    # stays that of the manifest alone, whatever the files' inodes and times.
+    return Path(store_root) / "ingest-files" / f"{out.name}.parquet"
+
+
+def _previous_files(store_root: str, reuse: str) -> pd.DataFrame | None:
+    """The files table of the newest sealed ingest of this folder in the store (a hint
+    only: a row is used while its file's stat is unchanged; an unreadable table is none)."""
+    best = None
+    for done in Path(store_root, "ingest").glob(f"*/{store.DONE}"):
+        try:
+            meta = store.read_json(done).get("meta", {})
+            if meta.get("reuse") == reuse and store.cached(done.parent, full=False):
+                stamp = done.stat().st_mtime_ns
+                if best is None or stamp > best[0]:
+                    best = (stamp, _files_path(store_root, done.parent))
+        except (OSError, ValueError):
+            continue
+    if best is None:
+        return None
+    try:
+        return store.read_frame(best[1])
+    except Exception:  # noqa: BLE001 - a damaged hint: inspect every file again
+        return None
+
+
 @task(name="ingest", task_run_name="ingest {cfg.root}", **task_options(_ingest_dir))
 def ingest_task(cfg: ingest.IngestConfig, store_root: str) -> Ref:
-    return _manifest_stage(_ingest_dir(locals()), lambda: ingest.ingest(cfg, progress=bar))
+    """A file unchanged since the folder's last ingest (same path, inode, size, mtime and
+    ctime) is not read again: its SHA-1, decode check and sharpness come from there."""
+    reuse = _ingest_reuse_key(cfg)
+
+    def make(out: Path) -> dict:
+        previous = _previous_files(store_root, reuse)
+        manifest, files = ingest.ingest_files(cfg, progress=bar, previous=previous)
+        store.write_frame(out / MANIFEST, manifest)
+        store.write_frame(_files_path(store_root, out), files)
+        return {"rows": len(manifest), "reuse": reuse,
+                "previous_files": 0 if previous is None else len(previous)}
+
+    return store.run_stage(_ingest_dir(locals()), make)[0]
 
 
 def _duplicates_dir(a) -> Path:
@@ -112,6 +161,33 @@ def align_batch_task(batch: dict, index: int, cfg: align.AlignConfig, root: str,
     return store.run_stage(_align_dir(locals()), make)[0]
 
 
+def sealed_align_batches(batches: list[dict], cfg: align.AlignConfig,
+                         store_root: str) -> dict[int, Ref]:
+    """The batches whose alignment result is sealed and whole (by its files' sizes, as the
+    task's cache key checks): {batch index: its Ref}."""
+    found = {}
+    for i, batch in enumerate(batches):
+        out = _align_dir({"batch": batch, "cfg": cfg, "store_root": store_root})
+        done = store.cached(out, full=False)
+        if done is not None:
+            found[i] = Ref(path=str(out), sha256=done["sha256"])
+    return found
+
+
+@task(name="align-batch", task_run_name="align-batches-cached-{count}", **task_options(None))
+def reuse_align_batches_task(batches: list[dict], indices: list[int], count: int,
+                             cfg: align.AlignConfig, store_root: str):
+    """The alignment batches already in the store, in one task run rather than one each:
+    the run is shown ``Cached``, and returns [batch index, path, hash] of each. A batch that is
+    gone by now is left out (the flow aligns it)."""
+    from prefect.states import Completed
+
+    found = sealed_align_batches([batches[i] for i in indices], cfg, store_root)
+    refs = [[indices[j], r.path, r.sha256] for j, r in sorted(found.items())]
+    return Completed(data=refs, name="Cached", message=f"{len(refs)} of {len(batches)} "
+                     "alignment batches reused from the store")
+
+
 def _merge_dir(a) -> Path:
     inputs = [a["manifest"].sha256, *(b.sha256 for b in a["batches"]),
               *(f"failed:{p}" for f in a["failed"] for p in f["paths"])]
@@ -139,20 +215,73 @@ def store_rows(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def _resize_dir(a) -> Path:
-    return result_dir(a["store_root"], "resize", [a["manifest"].sha256], a["cfg"], [resize, align])
+    return result_dir(a["store_root"], "resize", [a["manifest"].sha256, str(a["batch_size"])],
+                      a["cfg"], [resize, align])
+
+
+# What a resized image is made of: its bytes (sha1) and the alignment applied to them.
+_RESIZE_INPUTS = ("path", "sha1", "aligned", "left_eye_x", "left_eye_y", "right_eye_x",
+                  "right_eye_y")
+
+
+def resize_batches(manifest: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
+    """The rows to resize, in the alignment's content-defined batches (align.plan_batches):
+    one changed, added or removed image changes one batch; the others keep their keys."""
+    rows = store_rows(manifest).set_index("path", drop=False)
+    return [rows.loc[b["path"].tolist(), list(_RESIZE_INPUTS)].reset_index(drop=True)
+            for b in align.plan_batches(manifest, align.AlignConfig(batch_size=batch_size))]
+
+
+def _resize_batch_dir(store_root: str, rows: pd.DataFrame, cfg: resize.ResizeConfig) -> Path:
+    lines = ["\t".join(map(repr, r)) for r in rows.itertuples(index=False, name=None)]
+    return result_dir(store_root, "resize/batch", lines, cfg, [resize, align])
+
+
+def read_resized(resized: Ref, index: pd.DataFrame, positions) -> np.ndarray:
+    """Rows ``positions`` of the resized images (``index`` is its index.parquet), read from
+    the per-batch arrays: only these rows are in memory."""
+    positions = np.asarray(positions, dtype=np.int64)
+    shape = tuple(store.result_meta(resized)["shape"])
+    out = np.empty((len(positions), *shape), np.uint8)
+    if not len(positions):
+        return out
+    part = index.iloc[positions]
+    batches, rows = part["batch"].to_numpy(), part["row"].to_numpy()
+    for batch in pd.unique(batches):
+        where = np.flatnonzero(batches == batch)
+        out[where] = store.read_rows(Path(resized.path) / batch / IMAGES, rows[where])
+    return out
 
 
 @task(name="resize", task_run_name="resize-{cfg.size}", **task_options(_resize_dir))
-def resize_task(manifest: Ref, cfg: resize.ResizeConfig, root: str, store_root: str) -> Ref:
+def resize_task(manifest: Ref, cfg: resize.ResizeConfig, root: str, store_root: str,
+                batch_size: int = align.AlignConfig.batch_size) -> Ref:
+    """Resized images per alignment batch, each a sealed result keyed on its images' bytes
+    and alignment (a rerun redoes only the batches whose images changed); the stage's
+    result is the index (manifest order) of where each image's pixels are."""
     def make(out: Path) -> dict:
-        rows = store_rows(read_manifest(manifest))
-        writer = store.ArrayWriter(out / IMAGES, (len(rows), cfg.size, cfg.size, 3))
-        batches = store.iter_image_batches(root, rows["path"].tolist(), 512)
-        for start, images in bar(batches, total=-(-len(rows) // 512), desc="resize"):
-            writer.append(resize.resize_batch(images, rows.iloc[start:start + len(images)], cfg))
-        writer.close()
-        store.write_frame(out / "index.parquet", rows[["path", "split", "label", "class"]])
-        return {"images": len(rows)}
+        m = read_manifest(manifest)
+        rows = store_rows(m)
+        batches = resize_batches(m, batch_size)
+        folders = [_resize_batch_dir(store_root, b, cfg) for b in batches]
+
+        def produce(i: int, folder: Path) -> dict:
+            b = batches[i]
+            images = store.read_images(root, b["path"].tolist())
+            store.write_array(folder / IMAGES, resize.resize_batch(images, b, cfg))
+            return {"images": len(b)}
+
+        stale = sum(store.cached(f, full=False) is None for f in folders)
+        parts = store.sealed_parts(out, produce, bar(folders, total=len(folders),
+                                                     desc=f"resize ({stale} batches)"))
+        where = {p: (os.path.relpath(f, out), j) for f, b in zip(folders, batches, strict=True)
+                 for j, p in enumerate(b["path"].tolist())}
+        index = rows[["path", "split", "label", "class"]].copy()
+        index["batch"] = [where[p][0] for p in index["path"]]
+        index["row"] = np.array([where[p][1] for p in index["path"]], dtype=np.int64)
+        store.write_frame(out / "index.parquet", index)
+        return {"images": len(rows), "batches": len(batches), "resized_batches": stale,
+                "shape": [cfg.size, cfg.size, 3], store.REQUIRES: parts}
 
     return store.run_stage(_resize_dir(locals()), make)[0]
 
@@ -171,12 +300,12 @@ def augment_task(resized: Ref, classes: tuple[str, ...], cfg: augment.AugmentCon
         labels = index["label"].to_numpy()[train]
         rows = augment.plan_augmentation(labels, classes, cfg)
         rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"]])
-        source = Path(resized.path) / IMAGES
-        writer = store.ArrayWriter(out / IMAGES, (len(rows), *store.read_array(source).shape[1:]))
+        shape = tuple(store.result_meta(resized)["shape"])
+        writer = store.ArrayWriter(out / IMAGES, (len(rows), *shape))
         for start in bar(range(0, len(rows), 1024), desc="augment"):
             part = rows.iloc[start:start + 1024]
             # Read just this batch's sources: the whole pre-augmented set never sits in memory.
-            images = store.read_rows(source, train[part["source"]])
+            images = read_resized(resized, index, train[part["source"]])
             writer.append(augment.render_batch(images, part.assign(source=np.arange(len(part)))))
         writer.close()
         store.write_frame(out / "plan.parquet", rows)

@@ -11,7 +11,7 @@ from fer_core import align, augment, distribution, duplicates, figures, quality,
 from fer_core.manifest import KEPT
 from fer_core.store import Ref
 from tasks.caching import task_options
-from tasks.prepare import IMAGES, read_manifest
+from tasks.prepare import read_manifest, read_resized
 
 
 @task(name="reports", task_run_name="reports", **task_options(None))
@@ -39,7 +39,7 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
     store.write_figure(rep / "fig5_augmented_distribution.png", figures.histogram(
         dict(zip(after["class"], after["after"], strict=True)),
         title="Augmented training distribution (Figure 5)"))
-    _examples(m, index, store.read_array(Path(resized.path) / IMAGES), root, rep)
+    _examples(m, index, resized, root, rep)
     store.write_frame(Path(out_dir) / "manifest.parquet", m)
     written = {name: str(rep / f"{name}.csv") for name in tables}
     if near is not None:  # (ours) the near-duplicate stage's pairs, by the final split
@@ -49,7 +49,7 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
     return written
 
 
-def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
+def _examples(m, index, resized: Ref, root: str, rep: Path) -> None:
     """Figure 3 (an input face and its pre-processed version) and Figure 4 (its noisy copies)."""
     live = m[(m["status"] == KEPT) & (m["split"] != "")]
     live = live[live["split"] == "train"] if (live["split"] == "train").any() else live
@@ -57,7 +57,7 @@ def _examples(m, index, images: np.ndarray, root: str, rep: Path) -> None:
     if pick.empty:
         return
     path = pick["path"].iloc[0]
-    face = images[int(np.flatnonzero(index["path"].to_numpy() == path)[0])]
+    face = read_resized(resized, index, np.flatnonzero(index["path"].to_numpy() == path)[:1])[0]
     store.write_figure(rep / "fig3_preprocessed.png", figures.example_faces(
         [store.read_image(root, path), face], ["input", "aligned, 96x96, /255"],
         title=f"A pre-processed image (Figure 3): {path}"))

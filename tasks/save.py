@@ -21,7 +21,7 @@ from fer_core import subsets as subsets_mod
 from fer_core.store import Ref
 from fer_core.subsets import SubsetSpec
 from tasks.caching import result_dir, task_options
-from tasks.prepare import IMAGES, read_manifest
+from tasks.prepare import IMAGES, read_manifest, read_resized
 
 INDEX = "index.npy"
 
@@ -53,7 +53,7 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
     def make(out: Path) -> dict:
         index = store.read_frame(Path(resized.path) / "index.parquet")
         plan = store.read_frame(Path(augmented.path) / "plan.parquet")
-        images = store.read_array(Path(resized.path) / IMAGES)
+        shape = store.result_meta(resized)["shape"]
         # The training array stays where augment sealed it (RUN_DIR/sets links to it): not
         # copied, nor hashed a second time here.
         _save_labels(out / "train", plan["label"].to_numpy(), len(classes),
@@ -66,13 +66,13 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
                 continue
             # In chunks: a split's images never sit in memory whole (prepare's memory
             # must not grow with the data).
-            store.copy_rows(Path(resized.path) / IMAGES, pos, out / name / IMAGES)
+            _copy_resized(resized, index, pos, out / name / IMAGES)
             paths[name] = index["path"].to_numpy()[pos]
             _save_labels(out / name, index["label"].to_numpy()[pos], len(classes),
                          pd.DataFrame({"source": paths[name], "noise": "none"}))
             counts[name] = len(pos)
         meta = {"classes": list(classes),
-                "image_size": [int(images.shape[1]), int(images.shape[2])],
+                "image_size": [int(shape[0]), int(shape[1])],
                 "channels": "RGB", "scale": 255, "splits": counts}
         if subsets:
             meta["subsets"] = _save_subsets(out, subsets, paths, manifest)
@@ -89,6 +89,19 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
             store.publish(path, base / rel)
     done = store.result_meta(saved)
     return {**done["counts"], **done["subsets"]}
+
+
+def _copy_resized(resized: Ref, index: pd.DataFrame, pos: np.ndarray, dst: Path,
+                  chunk: int = 4096) -> None:
+    """Rows ``pos`` of the resized images into one array, ``chunk`` rows at a time."""
+    writer = store.ArrayWriter(dst, (len(pos), *store.result_meta(resized)["shape"]))
+    try:
+        for start in range(0, len(pos), chunk):
+            writer.append(read_resized(resized, index, pos[start:start + chunk]))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
 
 
 def _save_subsets(out: Path, specs: tuple[SubsetSpec, ...], paths: dict[str, np.ndarray],

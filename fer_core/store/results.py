@@ -18,6 +18,8 @@ __all__ = [
     "mark_done",
     "run_stage",
     "result_meta",
+    "REQUIRES",
+    "sealed_parts",
 ]
 
 
@@ -46,6 +48,11 @@ def cached(out_dir: str | os.PathLike, *, full: bool = True) -> dict | None:
             return None
         if full and file_sha256(path) != entry["sha256"]:
             return None
+    for rel, digest in (done.get("requires") or {}).items():
+        # A result made of other sealed results (by reference) is whole while they are.
+        part = cached(out_dir / rel, full=False)
+        if part is None or part["sha256"] != digest:
+            return None
     return done
 
 
@@ -62,14 +69,21 @@ def folder_fingerprint(root: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def mark_done(out_dir: str | os.PathLike, meta: dict | None = None) -> dict:
-    """Seal a result: record every file's size and hash; the result's hash is over those."""
+def mark_done(out_dir: str | os.PathLike, meta: dict | None = None, *,
+              requires: dict[str, str] | None = None) -> dict:
+    """Seal a result: record every file's size and hash; the result's hash is over those.
+
+    ``requires``: other sealed results this one refers to, {path relative to ``out_dir``:
+    their hash}; ``cached`` trusts this one only while each of them is whole and the same.
+    """
     out_dir = Path(out_dir)
     files = {p.relative_to(out_dir).as_posix(): _file_entry(p)
              for p in sorted(out_dir.rglob("*")) if p.is_file() and p.name != DONE
              and not p.name.endswith(".tmp")}
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     done = {"files": files, "sha256": digest, "meta": meta or {}}
+    if requires:
+        done["requires"] = dict(sorted(requires.items()))
     write_json(out_dir / DONE, done)
     return done
 
@@ -87,8 +101,32 @@ def run_stage(out_dir: str | os.PathLike, produce) -> tuple[Ref, bool]:
         (out_dir / DONE).unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = produce(out_dir)
-    done = mark_done(out_dir, meta)
+    requires = meta.pop(REQUIRES, None) if isinstance(meta, dict) else None
+    done = mark_done(out_dir, meta, requires=requires)
     return Ref(path=str(out_dir), sha256=done["sha256"]), False
+
+
+# A key of the meta that ``produce`` returns to ``run_stage``: the sealed results this one
+# refers to ({path relative to its folder: hash}), recorded by ``mark_done``, not as meta.
+REQUIRES = "_requires"
+
+
+def sealed_parts(base: str | os.PathLike, produce_part, keys: list[Path], *,
+                 full: bool = False) -> dict[str, str]:
+    """Sealed part results (e.g. one per batch), made by ``produce_part(i, folder)`` where
+    not whole (by their files' sizes unless ``full``) and reused otherwise.
+    Returns {path relative to ``base``: hash} for ``REQUIRES``."""
+    out = {}
+    for i, folder in enumerate(keys):
+        folder = Path(folder)
+        done = cached(folder, full=full)
+        if done is None:
+            with contextlib.suppress(FileNotFoundError):
+                (folder / DONE).unlink()
+            folder.mkdir(parents=True, exist_ok=True)
+            done = mark_done(folder, produce_part(i, folder))
+        out[os.path.relpath(folder, base)] = done["sha256"]
+    return out
 
 
 def result_meta(result: Ref) -> dict:
