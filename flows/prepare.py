@@ -68,7 +68,8 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     counts = save_task(resized, augmented, classes, out_dir, cfg.subsets,  # 5: one-hot, save
                        manifest, store_root)                             #  (+ named subsets)
     warnings = [*warnings, *subset_warnings(out_dir)]
-    reports = reports_task(manifest, resized, augmented, classes, root, out_dir, near)
+    reports = reports_task(manifest, resized, augmented, classes, root, out_dir, near,
+                           store_root)
     publish_artifacts(reports, out_dir)
     result = {"classes": list(classes), "sets": counts, "reports": reports,
               "manifest": str(Path(out_dir) / "manifest.parquet"), "failed_batches": failed,

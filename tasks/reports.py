@@ -10,15 +10,43 @@ from prefect import task
 from fer_core import align, augment, distribution, duplicates, figures, quality, split, store
 from fer_core.manifest import KEPT
 from fer_core.store import Ref
-from tasks.caching import task_options
+from tasks.caching import result_dir, task_options
 from tasks.prepare import read_manifest, read_resized
+
+
+def _reports_dir(a) -> Path:
+    near = a.get("near")
+    inputs = [a["manifest"].sha256, a["resized"].sha256, a["augmented"].sha256, *a["classes"],
+              near.sha256 if near is not None else "no-near-duplicates"]
+    store_root = a.get("store_root") or str(Path(a["out_dir"]) / "store")
+    return result_dir(store_root, "reports", inputs, None,
+                      [align, augment, distribution, duplicates, figures, quality, split,
+                       "near_duplicates", "audit_figures"])
 
 
 @task(name="reports", task_run_name="reports", **task_options(None))
 def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str, ...],
-                 root: str, out_dir: str, near: Ref | None = None) -> dict[str, str]:
-    m = read_manifest(manifest)
+                 root: str, out_dir: str, near: Ref | None = None,
+                 store_root: str | None = None) -> dict[str, str]:
+    """The reports are a stage result like the others (keyed on what they are made of),
+    published into RUN_DIR/reports (and RUN_DIR/manifest.parquet) without a copy on every
+    run: an unchanged rerun draws no figure again."""
+    def make(out: Path) -> dict:
+        return {"tables": sorted(_write_reports(manifest, resized, augmented, classes, root,
+                                                out / "reports", near))}
+
+    saved, _ = store.run_stage(_reports_dir(locals()), make)
+    for path in sorted(Path(saved.path).rglob("*")):
+        rel = path.relative_to(saved.path)
+        if path.is_file() and rel.name != store.DONE:
+            store.publish(path, Path(out_dir) / rel)
     rep = Path(out_dir) / "reports"
+    return {name: str(rep / f"{name}.csv") for name in store.result_meta(saved)["tables"]}
+
+
+def _write_reports(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str, ...],
+                   root: str, rep: Path, near: Ref | None) -> list[str]:
+    m = read_manifest(manifest)
     index = store.read_frame(Path(resized.path) / "index.parquet")
     plan = store.read_frame(Path(augmented.path) / "plan.parquet")
     before = index.loc[index["split"] == "train", "label"].to_numpy()
@@ -40,12 +68,12 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
         dict(zip(after["class"], after["after"], strict=True)),
         title="Augmented training distribution (Figure 5)"))
     _examples(m, index, resized, root, rep)
-    store.write_frame(Path(out_dir) / "manifest.parquet", m)
-    written = {name: str(rep / f"{name}.csv") for name in tables}
+    store.write_frame(rep.parent / "manifest.parquet", m)
+    written = list(tables)
     if near is not None:  # (ours) the near-duplicate stage's pairs, by the final split
         from tasks.audit import near_duplicate_reports
 
-        written |= near_duplicate_reports(m, near, root, rep)
+        written += list(near_duplicate_reports(m, near, root, rep))
     return written
 
 

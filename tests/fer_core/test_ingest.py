@@ -117,3 +117,31 @@ def test_fer2013_csv_release(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ingest(IngestConfig(root=str(tmp_path / "nope")))
+
+
+def test_rerun_reads_only_changed_files_and_gives_the_same_manifest(fer2013_small, tmp_path,
+                                                                     monkeypatch):
+    import shutil
+
+    from fer_core import ingest as ingest_mod
+
+    data = tmp_path / "data"
+    shutil.copytree(fer2013_small, data)
+    cfg = IngestConfig(root=str(data), class_map=resolve_class_map("fer2013"))
+    first, files = ingest_mod.ingest_files(cfg)
+    assert set(files["path"]) == set(first["path"]), "every image file's inspection is kept"
+    victim = sorted((data / "train" / "happy").iterdir())[3]
+    cv2.imwrite(str(victim), cv2.flip(cv2.imread(str(victim)), 1))  # new pixels, same name
+    (data / "train" / "sad" / sorted(p.name for p in (data / "train" / "sad").iterdir())[0]
+     ).unlink()
+    read = []
+    real = ingest_mod._inspect
+    monkeypatch.setattr(ingest_mod, "_inspect",
+                        lambda full, rel, c: read.append(rel) or real(full, rel, c))
+    again, _ = ingest_mod.ingest_files(cfg, previous=files)
+    assert read == [victim.relative_to(data).as_posix()], "only the edited file is read"
+    monkeypatch.setattr(ingest_mod, "_inspect", real)
+    fresh = ingest(cfg)
+    pd.testing.assert_frame_equal(again, fresh)
+    assert again.set_index("path").loc[victim.relative_to(data).as_posix(), "sha1"] == \
+        hashlib.sha1(victim.read_bytes()).hexdigest()

@@ -1,0 +1,195 @@
+"""Benchmark of ``fer prepare`` reruns (issue 11), through the command users run.
+
+On a copy of the data under bench/work (the original is never touched), each step is
+``fer prepare DATA --out RUN --class-map fer2013`` in a subprocess (bench/measure.run_cli:
+wall time, peak RSS):
+
+1. fresh: a new run folder (its store inside it);
+2. unchanged: the same command again (embedded Prefect server);
+3. unchanged, server: again, against a running ``prefect server start`` (PREFECT_API_URL);
+4. edit: one training image's pixels changed (flipped, same name), then the command again;
+   then a fresh run on the edited data in a new folder, and the two runs' outputs compared
+   byte for byte (sets/, reports/, manifest.parquet);
+5. add: a new training image (a flipped copy of one from another class folder), likewise;
+6. remove: one training image deleted, likewise.
+
+For each rerun: how many sealed stage results were made or resealed (0 for an unchanged
+rerun) and, for the unchanged ones, that every output byte stayed the same. Results go to
+bench/results/rerun_fer2013.json, with the machine and each exact command. Usage::
+
+    .venv/bin/python bench/rerun_fer2013.py                     # all of FER2013
+    .venv/bin/python bench/rerun_fer2013.py --data /tmp/sub --results /tmp/rerun.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+from measure import run_cli  # noqa: E402
+from prepare_fer2013 import machine_info  # noqa: E402
+
+FER = str(HERE.parent / ".venv" / "bin" / "fer")
+PREFECT = str(HERE.parent / ".venv" / "bin" / "prefect")
+
+
+def digest(run: Path) -> dict[str, str]:
+    files = [run / "manifest.parquet",
+             *sorted(p for d in ("sets", "reports") for p in (run / d).rglob("*") if p.is_file())]
+    return {p.relative_to(run).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files}
+
+
+def sealed(store: Path) -> dict[str, int]:
+    return {p.parent.relative_to(store).as_posix(): p.stat().st_mtime_ns
+            for p in store.rglob("_done.json")}
+
+
+def resealed(before: dict, after: dict) -> list[str]:
+    return sorted(k for k, v in after.items() if before.get(k) != v)
+
+
+def prepare(data: Path, run: Path, logs: Path, name: str, env: dict | None = None) -> dict:
+    out = run_cli([FER, "prepare", str(data), "--out", str(run), "--class-map", "fer2013"],
+                  logs / f"{name}.log", env)
+    if out["returncode"] != 0:
+        raise SystemExit(f"{name}: exit {out['returncode']}\n" + "\n".join(out["log_tail"]))
+    return out
+
+
+def stages(run_log: Path) -> list[str]:
+    """The rerun table's lines from the run's log (Prefect logs each task's end)."""
+    return [line.split("|", 2)[-1].strip() for line in run_log.read_text(errors="replace")
+            .splitlines() if "Finished in state" in line and "Task run" in line]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(logs: Path) -> tuple[subprocess.Popen, str, list[str]]:
+    port = free_port()
+    cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    log = open(logs / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    for _ in range(240):
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url, cmd
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("prefect server did not start; see " + str(logs / "server.log"))
+
+
+def change(data: Path, kind: str) -> str:
+    import cv2
+
+    train = sorted((data / "train" / "happy").glob("*.jpg"))
+    if kind == "edit":
+        victim = train[len(train) // 2]
+        cv2.imwrite(str(victim), cv2.flip(cv2.imread(str(victim)), 1))
+        return f"flipped the pixels of {victim.relative_to(data)} (same name)"
+    if kind == "add":
+        src = sorted((data / "train" / "sad").glob("*.jpg"))[7]
+        dst = data / "train" / "sad" / "zz_bench_added.jpg"
+        cv2.imwrite(str(dst), cv2.flip(cv2.imread(str(src)), 1))
+        return f"added {dst.relative_to(data)} (a flipped copy of {src.name})"
+    victim = train[len(train) // 3]
+    victim.unlink()
+    return f"removed {victim.relative_to(data)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(HERE / "work" / "fer2013"))
+    p.add_argument("--work", default=str(HERE / "work" / "rerun"))
+    p.add_argument("--results", default=str(HERE / "results" / "rerun_fer2013.json"))
+    p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
+    args = p.parse_args(argv)
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    logs = work / "logs"
+    logs.mkdir(parents=True)
+    data = work / "data"
+    shutil.copytree(args.data, data)
+    record: dict = {"machine": machine_info(), "data": args.data,
+                    "images": sum(1 for p in data.rglob("*") if p.is_file()),
+                    "note": args.note, "steps": {}}
+    results = Path(args.results)
+
+    def save(name: str, entry: dict) -> None:
+        record["steps"][name] = entry
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(record, indent=2) + "\n")
+
+    run = work / "run"
+    fresh = prepare(data, run, logs, "fresh")
+    save("fresh", fresh)
+    outputs, seals = digest(run), sealed(run / "store")
+
+    step = prepare(data, run, logs, "unchanged")
+    save("unchanged", {**step, "resealed_results": resealed(seals, sealed(run / "store")),
+                       "outputs_identical": digest(run) == outputs,
+                       "tasks": stages(logs / "unchanged.log"),
+                       "fraction_of_fresh": round(step["wall_seconds"] / fresh["wall_seconds"], 3)})
+
+    server, url, server_cmd = start_server(logs)
+    try:
+        prepare(data, run, logs, "unchanged_server_warmup", {"PREFECT_API_URL": url})
+        step = prepare(data, run, logs, "unchanged_server", {"PREFECT_API_URL": url})
+    finally:
+        server.terminate()
+        server.wait(30)
+    save("unchanged_server", {**step, "server_command": " ".join(server_cmd),
+                              "note": "second of two runs against the same server (the "
+                              "first, its warm-up, is in logs/unchanged_server_warmup.log)",
+                              "resealed_results": resealed(seals, sealed(run / "store")),
+                              "outputs_identical": digest(run) == outputs,
+                              "fraction_of_fresh": round(step["wall_seconds"]
+                                                         / fresh["wall_seconds"], 3)})
+
+    for kind in ("edit", "add", "remove"):
+        what = change(data, kind)
+        before = sealed(run / "store")
+        step = prepare(data, run, logs, kind)
+        ref_run = work / f"fresh_after_{kind}"
+        ref = prepare(data, ref_run, logs, f"fresh_after_{kind}")
+        mine, theirs = digest(run), digest(ref_run)
+        save(kind, {**step, "change": what, "tasks": stages(logs / f"{kind}.log"),
+                    "resealed_results": resealed(before, sealed(run / "store")),
+                    "fresh_on_changed_data": ref,
+                    "fraction_of_fresh": round(step["wall_seconds"] / fresh["wall_seconds"], 3),
+                    "fraction_of_fresh_on_changed_data":
+                        round(step["wall_seconds"] / ref["wall_seconds"], 3),
+                    "outputs_identical_to_fresh": mine == theirs,
+                    "differing_outputs": sorted(k for k in set(mine) | set(theirs)
+                                                if mine.get(k) != theirs.get(k))})
+        shutil.rmtree(ref_run)
+    print(json.dumps({k: {"wall_seconds": v["wall_seconds"],
+                          **{f: v[f] for f in ("outputs_identical", "outputs_identical_to_fresh",
+                                               "fraction_of_fresh") if f in v}}
+                      for k, v in record["steps"].items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
