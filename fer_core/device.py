@@ -45,6 +45,17 @@ def set_threads(num_threads: int | None) -> int:
     return num_threads
 
 
+@contextlib.contextmanager
+def threads(num_threads: int):
+    """torch's intra-op threads set to ``num_threads`` for a block, then set back."""
+    before = torch.get_num_threads()
+    set_threads(num_threads)
+    try:
+        yield num_threads
+    finally:
+        torch.set_num_threads(before)
+
+
 def seed_everything(seed: int) -> None:
     """Seed every generator a training step may draw from (dropout, init, shuffles)."""
     random.seed(seed)

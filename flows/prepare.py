@@ -9,6 +9,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import ingest, store, subsets
 from fer_core.align import AlignConfig
+from fer_core.device import threads
 from fer_core.config import PrepareConfig, build_config
 from fer_core.split import classes_of
 from fer_core.store import Ref
@@ -59,7 +60,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
     check_classes(classes_of(read_manifest(manifest)), known_classes, cfg.ingest.root)
     warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
-    manifest, failed = align_runner(dask_address)(                       # 5: MTCNN alignment
+    manifest, failed = align_runner(dask_address, cfg.align)(            # 5: MTCNN alignment
         manifest, cfg.align, root, store_root, retries, retry_delay_s)
     classes = classes_of(read_manifest(manifest))
     resized = resize_task(manifest, cfg.resize, root, store_root,        # 5: 96x96, /255 on load
@@ -96,10 +97,11 @@ def subset_warnings(out_dir: str) -> list[str]:
     return lines
 
 
-def align_runner(dask_address: str | None):
-    """The alignment sub-flow, on a Dask cluster when an address is given."""
+def align_runner(dask_address: str | None, cfg: AlignConfig):
+    """The alignment sub-flow: ``cfg.workers`` batches at a time, or on a Dask cluster when
+    an address is given."""
     if not dask_address:
-        return align_flow
+        return align_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=cfg.workers))
     from prefect_dask import DaskTaskRunner
 
     return align_flow.with_options(task_runner=DaskTaskRunner(address=dask_address))
@@ -113,6 +115,12 @@ def align_flow(manifest, cfg: AlignConfig, root: str, store_root: str, retries: 
     A batch that still fails does not stop the others: its images are marked in the
     manifest, and the flow fails naming it once the report of what did work is written.
     """
+    with threads(cfg.threads):
+        return _align_batches(manifest, cfg, root, store_root, retries, retry_delay_s)
+
+
+def _align_batches(manifest, cfg: AlignConfig, root: str, store_root: str, retries: int,
+                   retry_delay_s: float):
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
     batches = plan_align_batches(manifest, cfg)
