@@ -53,6 +53,7 @@ class AlignConfig:
     nose_below: tuple[float, float] = (0.2, 1.3)  # nose under the eye line / eye distance
     nose_across: float = 0.75  # nose off the eyes' midpoint, along the eye line / distance
     refine: int = 1  # times landmarks are measured again on the levelled face (detect.py)
+    refine_min_tilt: float = 8.0  # plain MTCNN's faces tilted less are not measured again
     max_tilt: float = 50.0  # eye line (degrees) beyond which landmarks are not trusted
 
 
