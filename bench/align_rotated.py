@@ -40,9 +40,8 @@ if str(REPO) not in sys.path:
 
 import shlex  # noqa: E402
 
-from fer_core.device import machine_info  # noqa: E402
-
 from fer_core import align, resize  # noqa: E402
+from fer_core.device import machine_info  # noqa: E402
 
 MAX_TURN = 25.0
 
@@ -107,6 +106,7 @@ def measure(originals: list[np.ndarray], names: list[str], cfg: align.AlignConfi
     # Alignment turns by the detected eye angle; an unaligned face keeps its tilt.
     applied = np.where(found["aligned"], found["angle"].fillna(0.0), 0.0)
     known = natural - angles - applied
+    missed = np.flatnonzero(np.isnan(redetected))
     return {
         "images": len(originals),
         "detected": int(found["aligned"].sum()),
@@ -116,7 +116,7 @@ def measure(originals: list[np.ndarray], names: list[str], cfg: align.AlignConfi
         .str.split(" \\(").str[0].value_counts().head(10).to_dict(),
         "detect_images_per_s": round(len(originals) / detect_s, 1),
         "redetected": {**summary(redetected),
-                       "reference_missed": [names[i] for i in np.flatnonzero(np.isnan(redetected))][:50],
+                       "reference_missed": [names[i] for i in missed][:50],
                        "reference_missed_count": int(np.isnan(redetected).sum())},
         "known_angle": {**summary(known),
                         "reference_missed_original": int(np.isnan(natural).sum())},
@@ -141,7 +141,8 @@ def main() -> None:
     faces, names = load_faces(Path(args.data), args.faces, rng)
     astro = astronaut_face()
     result = {
-        "command": shlex.join([sys.executable, *sys.argv]), "machine": machine_info(), "config": cfg.__dict__,
+        "command": shlex.join([sys.executable, *sys.argv]), "machine": machine_info(),
+        "config": cfg.__dict__,
         "max_turn_deg": MAX_TURN, "seed": args.seed,
         "targets": {"detected_pct": ">= 97", "median_abs_deg": "<= 1.5", "p90_abs_deg": "<= 4"},
         "fer2013_test": measure(faces, names, cfg, rng),

@@ -9,8 +9,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import ingest, store, subsets
 from fer_core.align import AlignConfig
-from fer_core.device import threads
 from fer_core.config import PrepareConfig, build_config
+from fer_core.device import threads
 from fer_core.split import classes_of
 from fer_core.store import Ref
 from tasks.audit import near_duplicates_task, review_task
