@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core import detect
+from fer_core.detect import eye_angle, rotation_matrix
 from fer_core.distribution import with_total
 from fer_core.manifest import KEPT, LANDMARKS
 
@@ -112,17 +113,6 @@ def detect_landmarks(images: list[np.ndarray], detector,
                      "angle": eye_angle((lx, ly), (rx, ry)), "align_pass": name,
                      "align_note": ""})
     return pd.DataFrame(rows, columns=list(DETECTION_COLUMNS))
-
-
-def eye_angle(left_eye, right_eye) -> float:
-    """Angle of the eye line in degrees (image coordinates, y down)."""
-    return math.degrees(math.atan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0]))
-
-
-def rotation_matrix(left_eye, right_eye) -> np.ndarray:
-    """The affine map that rotates about the eyes' midpoint so the eyes lie level."""
-    centre = ((left_eye[0] + right_eye[0]) / 2.0, (left_eye[1] + right_eye[1]) / 2.0)
-    return cv2.getRotationMatrix2D(centre, eye_angle(left_eye, right_eye), 1.0)
 
 
 def align_face(image: np.ndarray, left_eye, right_eye, *, border: str = "replicate") -> np.ndarray:
