@@ -40,8 +40,11 @@ if str(REPO) not in sys.path:
 
 import shlex  # noqa: E402
 
-from fer_core import align, resize  # noqa: E402
-from fer_core.device import machine_info  # noqa: E402
+from fer_core.prepare import (
+    align,
+    resize,  # noqa: E402
+)
+from fer_core.runtime.device import machine_info  # noqa: E402
 
 MAX_TURN = 25.0
 

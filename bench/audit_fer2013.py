@@ -1,4 +1,4 @@
-"""Benchmark of the label audit (fer_core.audit) on FER2013.
+"""Benchmark of the label audit (fer_core.audit.labels) on FER2013.
 
 1. flips: a seeded random subset of a prepared run's training images (``--subset``), 5% of
    its labels changed to another class at random (seeded), k-fold out-of-sample
@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from measure import CpuWatch, cpu_model, now, run_cli, total_ram_bytes  # noqa: E402
 
-from fer_core import audit, store  # noqa: E402
+from fer_core import store
+from fer_core.audit import labels as audit  # noqa: E402
 
 
 def flip_check(run: Path, subset: int, model: str, seed: int = 0) -> dict:

@@ -1,12 +1,12 @@
-"""Benchmark of the near-duplicate stage (fer_core.near_duplicates) on FER2013.
+"""Benchmark of the near-duplicate stage (fer_core.prepare.near_duplicates) on FER2013.
 
 1. made: real FER2013 test faces, a quarter of them copied by one edit each (JPEG q50-90,
    resize and back, brightness +-10..20, a 0-3 px crop per side, a 2-3 px horizontal shift;
-   fer_core.near_copies), copies held out, the rest distinct faces split between training
+   fer_core.datasets.near_copies), copies held out, the rest distinct faces split between training
    and held out. Recall of the made pairs per edit, and the share of distinct faces falsely
    paired, over a grid of thresholds, with and without the probes. "Distinct" is judged two
    ways: every other face (FER2013 holds re-cropped copies of one photo, which count as false
-   here) and faces with no copy-like neighbour by fer_core.near_copies.distinct (a pixel
+   here) and faces with no copy-like neighbour by fer_core.datasets.near_copies.distinct (a pixel
    check independent of the hashes). bench/work/near_duplicates_false_pairs.png (git-ignored:
    FER2013 faces stay out of the repository) shows the "false" pairs on the raw pool, to
    judge by eye.
@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO))
 
 from measure import CpuWatch, cpu_model, mib, now, peak_rss_bytes, total_ram_bytes  # noqa: E402
 
-from fer_core import near_duplicates as nd  # noqa: E402
 from fer_core import store  # noqa: E402
-from fer_core.near_copies import EDITS, distinct, near_copy  # noqa: E402
+from fer_core.datasets.near_copies import EDITS, distinct, near_copy  # noqa: E402
+from fer_core.prepare import near_duplicates as nd  # noqa: E402
 
 
 def made_check(data: Path, faces_n: int, out: Path) -> dict:
@@ -86,7 +86,7 @@ def made_check(data: Path, faces_n: int, out: Path) -> dict:
             if label == "probes" and (k, f) == (nd.NearDupConfig().max_distance,
                                                 nd.NearDupConfig().max_fine_distance):
                 false = sorted(found - made)[:24]
-                from fer_core.audit_figures import pair_grid
+                from fer_core.audit.figures import pair_grid
                 store.write_figure(REPO / "bench/work/near_duplicates_false_pairs.png", pair_grid(
                     [(images[a], images[b]) for a, b in false],
                     [f"{'distinct' if a in other_clean or b in other_clean else 'oracle: copy'}"

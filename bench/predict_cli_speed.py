@@ -33,8 +33,8 @@ sys.path.insert(0, str(HERE))
 from measure import CpuWatch, run_cli  # noqa: E402
 from predict_speed import BenchConfig, face_images, photo  # noqa: E402
 
-from fer_core.device import machine_info  # noqa: E402
-from fer_core.weights import default_checkpoint  # noqa: E402
+from fer_core.models.weights import default_checkpoint  # noqa: E402
+from fer_core.runtime.device import machine_info  # noqa: E402
 
 TARGETS = {"images_128_per_s": 30.0, "photo_640x480_ms": 150.0}
 

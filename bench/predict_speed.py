@@ -27,15 +27,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_core import checkpoint, evaluate, store  # noqa: E402
-from fer_core.device import machine_info  # noqa: E402
-from fer_core.models import create_model  # noqa: E402
-from fer_core.predict import (  # noqa: E402
+from fer_core import store
+from fer_core.evaluate import score as evaluate  # noqa: E402
+from fer_core.infer.predict import (  # noqa: E402
     PredictConfig,
     detect_faces,
     load_predictor,
     predict_images,
 )
+from fer_core.models.registry import (
+    checkpoint,
+    create_model,  # noqa: E402
+)
+from fer_core.runtime.device import machine_info  # noqa: E402
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 TARGETS = {"throughput_images_per_s": 30.0, "latency_640x480_ms": 150.0}

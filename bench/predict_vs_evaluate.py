@@ -8,10 +8,10 @@ checks that the two agree, on the same faces:
   * predict: each test face is upscaled (cubic) to 120-160 px and planted at a random
     position in a larger photo (2-3x the face, a random crop of one of scikit-image's
     sample photos as the background, grey like the faces, 4 px feathered seam), written
-    as a JPEG and scored through ``fer_core.video.score_files`` -- what each `fer predict`
+    as a JPEG and scored through ``fer_core.infer.video.score_files`` -- what each `fer predict`
     batch task runs (file reading, MTCNN, crop, alignment, resize, classifier);
   * evaluate: the prepared run's saved test-set rows of the same files
-    (``sets/test/images.npy``), scored by ``fer_core.evaluate.predict_proba``.
+    (``sets/test/images.npy``), scored by ``fer_core.evaluate.score.predict_proba``.
 
 Both use one loaded model and no flip TTA. Reported: both accuracies (on the faces
 detected in their photo, and on all with a missed face counted wrong), their gap, the
@@ -46,9 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.measure import CpuWatch  # noqa: E402
-from fer_core import evaluate, resize, store, video  # noqa: E402
-from fer_core.device import machine_info  # noqa: E402
-from fer_core.predict import (  # noqa: E402
+from fer_core import store
+from fer_core.evaluate import score as evaluate
+from fer_core.infer import video  # noqa: E402
+from fer_core.infer.predict import (  # noqa: E402
     BOX,
     LANDMARK_COLUMNS,
     OK,
@@ -58,6 +59,8 @@ from fer_core.predict import (  # noqa: E402
     face_crop,
     load_predictor,
 )
+from fer_core.prepare import resize
+from fer_core.runtime.device import machine_info  # noqa: E402
 
 # Sample photos of scikit-image without a human face (camera and astronaut have one).
 BACKGROUNDS = ("brick", "grass", "gravel", "coffee", "rocket", "clock", "coins", "moon",
@@ -219,7 +222,7 @@ def measure_framing(data: Path, per_class: int, seed: int, cfg: PredictConfig,
                     surround: str) -> dict:
     """The FER2013 frame against MTCNN's box on planted *train* faces (not the test faces
     the comparison scores, so the crop is not tuned on them)."""
-    from fer_core import align
+    from fer_core.prepare import align
 
     detector = align.load_detector(cfg.align_config("cpu"))
     bgs, rng = backgrounds(), np.random.default_rng(seed + 1)
@@ -340,7 +343,7 @@ def sha256(path: Path) -> str:
 
 def default_checkpoint() -> Path | None:
     try:
-        from fer_core.weights import default_checkpoint as shipped
+        from fer_core.models.weights import default_checkpoint as shipped
 
         return shipped()
     except (ImportError, FileNotFoundError):

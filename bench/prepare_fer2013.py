@@ -295,10 +295,11 @@ def take(batches: list, limit: int | None) -> list:
 def run_stages(data: Path, run_dir: Path) -> tuple[dict, list, str]:
     """Phase 1, in the order of flows.prepare.prepare_sets and its align sub-flow.
     Returns the report, the planned align batches and the data root."""
-    from fer_core import ingest, store
-    from fer_core.config import build_config
-    from fer_core.manifest import KEPT
-    from fer_core.split import classes_of
+    from fer_core import store
+    from fer_core.prepare import ingest
+    from fer_core.prepare.config import build_config
+    from fer_core.prepare.manifest import KEPT
+    from fer_core.prepare.split import classes_of
     from tasks import prepare as tp
     from tasks.reports import reports_task
     from tasks.save import save_task
@@ -409,7 +410,7 @@ def run_bare_mtcnn(batches: list, root: str, limit: int | None) -> dict:
     import torch
 
     from fer_core import store
-    from fer_core.align import AlignConfig, load_detector
+    from fer_core.prepare.align import AlignConfig, load_detector
 
     batches = [paths_of(b) for b in take(batches, limit)]
     t0 = now()
@@ -451,7 +452,7 @@ def run_thread_variants(batches: list, root: str, limit: int) -> dict:
     import torch
 
     from fer_core import store
-    from fer_core.align import AlignConfig, load_detector
+    from fer_core.prepare.align import AlignConfig, load_detector
 
     default = torch.get_num_threads()
     detector = load_detector(AlignConfig())
@@ -482,9 +483,10 @@ def run_interleaved(data: Path, run_dir: Path, limit: int) -> dict:
     planned images: the align task's overhead over bare MTCNN, under the same load."""
     import numpy as np
 
-    from fer_core import ingest, store
-    from fer_core.align import AlignConfig, load_detector
-    from fer_core.config import build_config
+    from fer_core import store
+    from fer_core.prepare import ingest
+    from fer_core.prepare.align import AlignConfig, load_detector
+    from fer_core.prepare.config import build_config
     from tasks import prepare as tp
 
     store_root = str(run_dir / "store")

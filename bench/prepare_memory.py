@@ -35,7 +35,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from bench.measure import CpuWatch, run_cli  # noqa: E402
-from fer_core.device import machine_info  # noqa: E402
+from fer_core.runtime.device import machine_info  # noqa: E402
 
 
 def jittered(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:

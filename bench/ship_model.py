@@ -1,5 +1,5 @@
 """Ship a benchmarked model as the package's default: copy the run's best checkpoint into
-fer_core/weights/ and write docs/MODEL_CARD.md from the benchmark's own result file.
+fer_core/models/weights/ and write docs/MODEL_CARD.md from the benchmark's own result file.
 
     python bench/ship_model.py bench/results/train_cpu_30min.json \
         --prepare-command "fer prepare fer2013/ --out RUN --class-map fer2013 \
@@ -22,8 +22,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from fer_core import store  # noqa: E402
-from fer_core.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
-from fer_core.train import _grey_faces  # noqa: E402
+from fer_core.models.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
+from fer_core.train.loop import _grey_faces  # noqa: E402
 
 WEIGHTS = REPO / "fer_core" / "weights"
 CARD = REPO / "docs" / "MODEL_CARD.md"
@@ -62,10 +62,10 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
 ## What it is
 - **Task**: facial expression classification of one face crop into {len(classes)} classes:
   {', '.join(classes)}.
-- **Architecture**: `{meta['model']}` from `fer_core/models.py` (VGG-style CNN with BatchNorm,
-  four stages of two 3x3 convolutions, 32 to 256 channels, global average pooling), trained
-  from scratch; {weights.stat().st_size / 2**20:.1f} MB of float32 weights
-  (`fer_core/weights/{NAME}.pt`, a plain state_dict that loads with `weights_only=True`).
+- **Architecture**: `{meta['model']}` from `fer_core/models/registry.py` (VGG-style CNN with
+  BatchNorm, four stages of two 3x3 convolutions, 32 to 256 channels, global average pooling),
+  trained from scratch; {weights.stat().st_size / 2**20:.1f} MB of float32 weights
+  (`fer_core/models/weights/{NAME}.pt`, a plain state_dict that loads with `weights_only=True`).
 - **Input**: a face crop as uint8 RGB at {pre['image_size'][0]}x{pre['image_size'][1]} (the size
   `fer prepare` saves), divided by 255. Inside the model: grey conversion
   (`grayscale = {pre['grayscale']['value']}`: luma 0.299 R + 0.587 G + 0.114 B, because it

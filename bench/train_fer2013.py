@@ -10,7 +10,7 @@ subprocess (a fresh store: nothing cached) and records its wall time, peak RSS, 
 share other processes took meanwhile, and the scores it wrote (RUN_DIR/reports/metrics.json:
 val, test and any subset such as test_private, per-class F1). The training curves and
 confusion matrices are copied to bench/results/<name>/. ``--direct`` calls
-``fer_core.train.fit`` in this process instead: for a machine without Prefect (the GPU
+``fer_core.train.loop.fit`` in this process instead: for a machine without Prefect (the GPU
 machines here), with the same config and the same reports. ``--synthetic-throughput``
 times bare forward+backward+step on random data for the same model and settings: the
 ceiling the real training loop is compared with (train_<name>_synthetic.json).
@@ -36,17 +36,17 @@ if str(HERE.parent) not in sys.path:
 from measure import CpuWatch, peak_rss_bytes, run_cli  # noqa: E402
 
 from fer_core import store  # noqa: E402 - after the path set-up above
-from fer_core.checkpoint import code_version  # noqa: E402
-from fer_core.device import (  # noqa: E402
+from fer_core.evaluate.score import REPORTS, to_input  # noqa: E402
+from fer_core.models.checkpoint import code_version  # noqa: E402
+from fer_core.models.registry import create_model, model_spec  # noqa: E402
+from fer_core.runtime.device import (  # noqa: E402
     autocast,
     machine_info,
     resolve_device,
     seed_everything,
     set_threads,
 )
-from fer_core.evaluate import REPORTS, to_input  # noqa: E402
-from fer_core.models import create_model, model_spec  # noqa: E402
-from fer_core.train import TrainConfig, fit, make_optimizer  # noqa: E402
+from fer_core.train.loop import TrainConfig, fit, make_optimizer  # noqa: E402
 
 # Issue 9's targets.
 TARGETS = {"cpu_30min": {"max_wall_seconds": 30 * 60, "min_test_accuracy": 0.67},

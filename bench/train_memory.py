@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.measure import CpuWatch, current_rss_bytes, mib, run_cli  # noqa: E402
 from fer_core import store  # noqa: E402
-from fer_core.device import machine_info  # noqa: E402
+from fer_core.runtime.device import machine_info  # noqa: E402
 
 MARKER = ".train_memory"  # the folder was made by this script (it may be wiped)
 SHIFT = 8  # pixels

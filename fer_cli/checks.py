@@ -74,7 +74,7 @@ def read_config(path: str) -> object:
 
 
 def prepare_config(path: str | None) -> None:
-    """A preparation config: sections of fer_core.config.SECTIONS (and ``subsets``), each
+    """A preparation config: sections of fer_core.prepare.config.SECTIONS (and ``subsets``), each
     with known keys only."""
     if path is None:
         return
@@ -110,7 +110,7 @@ def train_config(path: str | None, model: str | None = None) -> None:
         raise UsageError(f"{path}: expected a mapping of TrainConfig keys, got "
                          f"{type(raw).__name__}")
     raw = raw or {}
-    fields = dataclass_fields("fer_core.train_config", "TrainConfig")
+    fields = dataclass_fields("fer_core.train.config", "TrainConfig")
     bad = sorted(str(k) for k in raw if fields is not None and k not in fields)
     if bad:
         raise UsageError(f"{path}: unknown TrainConfig key(s) {bad}; known keys: "
@@ -123,9 +123,9 @@ def train_config(path: str | None, model: str | None = None) -> None:
 
 
 def model_names() -> tuple[str, ...] | None:
-    """The names in fer_core.models.REGISTRY (its ``ModelSpec(name=...)`` entries), from
+    """The names in fer_core.models.registry.REGISTRY (its ``ModelSpec(name=...)`` entries), from
     the source; None when it is not laid out so."""
-    tree = _module_tree("fer_core.models")
+    tree = _module_tree("fer_core.models.registry")
     for node in tree.body if tree is not None else ():
         target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
                   else node.target if isinstance(node, ast.AnnAssign) else None)
@@ -188,8 +188,8 @@ def dataclass_fields(module: str, name: str) -> frozenset[str] | None:
 
 
 def prepare_sections() -> dict[str, frozenset[str]] | None:
-    """fer_core.config.SECTIONS as {section: its keys}, from the source."""
-    module = "fer_core.config"
+    """fer_core.prepare.config.SECTIONS as {section: its keys}, from the source."""
+    module = "fer_core.prepare.config"
     tree = _module_tree(module)
     if tree is None:
         return None

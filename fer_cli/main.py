@@ -84,7 +84,7 @@ def check_prepare(args) -> None:
 def validate_prepare(args) -> None:
     """The whole config, as the flow will build it (imports the stages' modules, not
     Prefect): a bad value fails here, before any server starts."""
-    from fer_core.config import build_config
+    from fer_core.prepare.config import build_config
 
     build_config(args.data, file=args.config, classes=args.classes,
                  class_map=args.class_map, augment=args.augment, align=not args.no_align,
@@ -92,8 +92,8 @@ def validate_prepare(args) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from fer_core.ingest import summarize_rejections
-    from fer_core.manifest import status_counts
+    from fer_core.prepare.ingest import summarize_rejections
+    from fer_core.prepare.manifest import status_counts
     from fer_core.store import read_frame
     validate_prepare(args)
     from flows.prepare import prepare
@@ -114,7 +114,7 @@ def cmd_prepare(args) -> int:
 def subset_options(options: list[str]) -> dict[str, str] | None:
     """``--subset NAME=LIST`` options -> {name: list file}. A LIST that exists from here is
     made absolute (a path typed in a shell); otherwise it stays relative to the data folder."""
-    from fer_core.subsets import parse_option
+    from fer_core.prepare.subsets import parse_option
 
     out = {}
     for option in options:
@@ -128,7 +128,7 @@ def subset_options(options: list[str]) -> dict[str, str] | None:
 def cmd_demo(args) -> int:
     """The main job on the embedded default: make the demo dataset, then the pipeline."""
     from fer_cli.train import cmd_pipeline
-    from fer_core.demo import DemoConfig, demo_images
+    from fer_core.datasets.demo import DemoConfig, demo_images
     from fer_core.store import write_dataset
 
     data = Path(args.out) / "data"

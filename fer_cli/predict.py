@@ -6,9 +6,9 @@ import argparse
 import json
 
 from fer_cli import checks
-from fer_core.weights import DEFAULT_CHECKPOINT, default_checkpoint
+from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
 
-# fer_core.predict's PredictConfig.margin; repeated here so that `fer --help` does not import
+# fer_core.infer.predict's PredictConfig.margin; repeated here so that `fer --help` does not import
 # torch (tests/flows/test_predict_flow.py checks that the two agree).
 DEFAULT_MARGIN = -0.07
 
@@ -22,7 +22,7 @@ def register(sub) -> None:
                    help="image files, folders (searched recursively) and video files")
     p.add_argument("--model", default=None,
                    help="checkpoint (best.pt) written by fer train (default: the shipped "
-                   f"model, fer_core/weights/{DEFAULT_CHECKPOINT.name})")
+                   f"model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name})")
     p.add_argument("--out", default="predictions.csv", help="results file, .csv or .json "
                    "(video timelines go to <out stem>_timelines/)")
     p.add_argument("--annotate", metavar="DIR",
@@ -79,7 +79,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from fer_core.export import ExportConfig, export_checkpoint, meta_path
+    from fer_core.models.export import ExportConfig, export_checkpoint, meta_path
 
     info = export_checkpoint(args.model, args.out, ExportConfig(
         format=args.format, opset=args.opset, dynamo=args.dynamo))

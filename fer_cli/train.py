@@ -38,7 +38,7 @@ def register(sub) -> None:
                    "does not know is otherwise an error)")
     e.add_argument("--name", help="name of --data in the reports (default: its folder's)")
     e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt, else the shipped model "
-                   "(fer_core/weights/)")
+                   "(fer_core/models/weights/)")
     e.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     e.set_defaults(func=cmd_evaluate, check=check_evaluate)
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
@@ -79,7 +79,7 @@ def check_pipeline(args) -> None:
 def validate_train(args, **extra) -> None:
     """The whole training config, as the flow builds it (imports torch, not Prefect): an
     unknown model or a bad value fails before any server starts."""
-    from fer_core.train_config import TrainConfig
+    from fer_core.train.config import TrainConfig
 
     values = TrainConfig.from_file(args.train_config).to_dict() if args.train_config else {}
     overrides = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -127,7 +127,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_pipeline(args) -> int:
-    from fer_core.config import build_config
+    from fer_core.prepare.config import build_config
 
     build_config(args.data, file=args.prepare_config, classes=args.classes,
                  class_map=args.class_map, augment=args.augment, align=not args.no_align)

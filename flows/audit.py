@@ -7,8 +7,9 @@ from pathlib import Path
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_core import audit as audit_core
-from fer_core import ingest, store
+from fer_core import store
+from fer_core.audit import labels as audit_core
+from fer_core.prepare import ingest
 from tasks.audit import label_issues_task, out_of_sample_task
 
 

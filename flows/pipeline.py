@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import store
-from fer_core.config import build_config
+from fer_core.prepare.config import build_config
 from flows.prepare import prepare_sets, raise_if_incomplete
 from flows.train import train_and_evaluate, train_config
 from tasks.caching import rerun_table

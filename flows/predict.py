@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_core import video
-from fer_core.predict import PredictConfig
+from fer_core.infer import video
+from fer_core.infer.predict import PredictConfig
 from tasks.predict import list_inputs_task, predict_batch_task, write_results_task
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_core import ingest, store, subsets
-from fer_core.align import AlignConfig
-from fer_core.config import PrepareConfig, build_config
-from fer_core.device import threads
-from fer_core.split import classes_of
+from fer_core import store
+from fer_core.prepare import ingest, subsets
+from fer_core.prepare.align import AlignConfig
+from fer_core.prepare.config import PrepareConfig, build_config
+from fer_core.prepare.split import classes_of
+from fer_core.runtime.device import threads
 from fer_core.store import Ref
 from tasks.audit import near_duplicates_task, review_task
 from tasks.caching import rerun_table

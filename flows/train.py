@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import flow
 
 from fer_core import store
-from fer_core.config import evaluation_config
-from fer_core.train import TrainConfig
+from fer_core.prepare.config import evaluation_config
+from fer_core.train.loop import TrainConfig
 from flows.prepare import prepare_sets
 from tasks.caching import rerun_table
 from tasks.train import (
@@ -67,7 +67,7 @@ def own_or_shipped_model(run_dir: str) -> str:
     own = Path(run_dir) / "model" / "best.pt"
     if own.is_file():
         return str(own)
-    from fer_core.weights import default_checkpoint
+    from fer_core.models.weights import default_checkpoint
 
     shipped = default_checkpoint()
     print(f"{run_dir} has no trained model ({own}); scoring the shipped model {shipped}")
@@ -87,7 +87,7 @@ def evaluate_run(run_dir: str, data: str | None = None, class_map: str | None = 
         metrics = evaluate_task(checkpoint, run_dir)
         publish_metrics_table(metrics)
         return metrics
-    from fer_core.checkpoint import load_checkpoint
+    from fer_core.models.checkpoint import load_checkpoint
 
     model_classes = tuple(load_checkpoint(checkpoint)[1]["classes"])
     name = _check_name(name or other_dataset_name(data))

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from fer_core import audit, audit_figures, near_duplicates, review, store
-from fer_core.progress import bar
+from fer_core import store
+from fer_core.audit import figures as audit_figures
+from fer_core.audit import labels as audit
+from fer_core.prepare import near_duplicates, review
+from fer_core.runtime.progress import bar
 from fer_core.store import Ref
 from tasks.caching import result_dir, task_options
 from tasks.prepare import MANIFEST, read_manifest

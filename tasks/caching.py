@@ -2,7 +2,7 @@
 
 That location is a hash of what the task reads (input content hashes, not paths), its
 parameters, the source of the fer_core modules it runs (the closure of the ones it names,
-found by fer_core.cache) and the versions of the libraries among them. A task is a
+found by fer_core.store.keys) and the versions of the libraries among them. A task is a
 cache hit only while that result folder is sealed and whole. A result folder that is
 damaged (a deleted or truncated file), or deleted after Prefect recorded it, gets a key
 never seen before, so Prefect runs the task, which recomputes it: a record left from
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_core import store
-from fer_core.cache import stage_key
+from fer_core.store.keys import stage_key
 
 
 def result_dir(store_root: str, stage: str, inputs: list[str], config, modules) -> Path:

@@ -1,4 +1,4 @@
-"""Thin Prefect tasks over fer_core's prediction (fer_core.predict, fer_core.video)."""
+"""Thin Prefect tasks over fer_core's prediction (fer_core.infer.predict, fer_core.infer.video)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NONE
 
-from fer_core import store, video
-from fer_core.predict import PredictConfig, Predictor, load_predictor
+from fer_core import store
+from fer_core.infer import video
+from fer_core.infer.predict import PredictConfig, Predictor, load_predictor
 
 # Predictions are cheap to redo and their inputs are arbitrary files: no result caching.
 TASK = {"cache_policy": NONE, "persist_result": False}

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from fer_core import align, augment, detect, duplicates, ingest, quality, resize, split, store
-from fer_core.manifest import KEPT
-from fer_core.progress import bar
+from fer_core import store
+from fer_core.prepare import align, augment, detect, duplicates, ingest, quality, resize, split
+from fer_core.prepare.manifest import KEPT
+from fer_core.runtime.progress import bar
 from fer_core.store import Ref
 from tasks.caching import result_dir, task_options
 
@@ -46,7 +47,7 @@ def _ingest_dir(a) -> Path:
 def _ingest_reuse_key(cfg: ingest.IngestConfig) -> str:
     """What an earlier ingest's per-file inspections are valid for: the same folder, the
     same ingest code (its whole closure) and the same minimum size."""
-    from fer_core.cache import stage_key
+    from fer_core.store.keys import stage_key
 
     return stage_key("ingest-files", inputs=[str(Path(cfg.root).resolve())],
                      config={"min_size": cfg.min_size}, modules=[ingest])

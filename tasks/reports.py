@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from fer_core import align, augment, distribution, duplicates, figures, quality, split, store
-from fer_core.manifest import KEPT
+from fer_core import store
+from fer_core.prepare import align, augment, distribution, duplicates, figures, quality, split
+from fer_core.prepare.manifest import KEPT
 from fer_core.store import Ref
 from tasks.caching import result_dir, task_options
 from tasks.prepare import read_manifest, read_resized

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from fer_core import onehot, store
-from fer_core import subsets as subsets_mod
+from fer_core import store
+from fer_core.prepare import onehot
+from fer_core.prepare import subsets as subsets_mod
+from fer_core.prepare.subsets import SubsetSpec
 from fer_core.store import Ref
-from fer_core.subsets import SubsetSpec
 from tasks.caching import result_dir, task_options
 from tasks.prepare import IMAGES, read_manifest, read_resized
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import task
 
-from fer_core import subsets
+from fer_core.prepare import subsets
 from fer_core.store import Ref
 from tasks.caching import result_dir, task_options
 from tasks.prepare import _manifest_stage, read_manifest

@@ -8,16 +8,20 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from fer_core import checkpoint, evaluate, models, store, train
-from fer_core import device as dev
-from fer_core.cache import content_fingerprint
+from fer_core import store
+from fer_core.evaluate import score as evaluate
+from fer_core.models import checkpoint
+from fer_core.models import registry as models
+from fer_core.runtime import device as dev
 from fer_core.store import Ref
+from fer_core.store.keys import content_fingerprint
+from fer_core.train import loop as train
 from tasks.caching import result_dir, task_options
 
-# The seeds of training's key: fer_core.cache adds every module they import (train_config,
+# The seeds of training's key: fer_core.store.keys adds every module they import (train_config,
 # ...) and the versions of the libraries among them.
 TRAIN_MODULES = [train, models, dev, evaluate, checkpoint]
-# File hashes remembered between runs (fer_core.cache.content_fingerprint).
+# File hashes remembered between runs (fer_core.store.keys.content_fingerprint).
 HASH_MEMO = "content_hashes.json"
 
 

@@ -2,7 +2,11 @@
 
 Stages in fer_core are pure functions of data; this module is the only place that
 touches the file system. Writes are atomic (temporary file, then ``os.replace``) so a
-crash never leaves a half-written result that a later run would trust.
+crash never leaves a half-written result that a later run would trust. Content keys of
+stage results (``fer_core.store.keys``) live here too: where a result is stored is its key.
+
+May import: numpy, pandas, OpenCV, matplotlib (writing figures), the standard library.
+No other fer_core package.
 """
 
 from fer_core.store.arrays import *  # noqa: F403

@@ -116,7 +116,7 @@ LEARN_CONFIG = dict(model="compact_cnn", epochs=6, batch_size=32, lr=3e-3, weigh
 
 @cache
 def train_small(base: Path):
-    from fer_core.train import TrainConfig, fit
+    from fer_core.train.loop import TrainConfig, fit
 
     return fit(build_run(base), TrainConfig(**LEARN_CONFIG), out_dir=base / "trained",
                resume=False)

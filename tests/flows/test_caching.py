@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core import align, augment, store
+from fer_core import store
+from fer_core.prepare import align, augment
 from flows.prepare import AlignmentIncomplete, prepare
 from tests.conftest import extract_fer2013_subset
 

@@ -142,15 +142,15 @@ def test_bad_commands_import_neither_prefect_nor_torch(tmp_path, data):
 
 
 def test_config_keys_read_from_source_match_the_config_classes():
-    from fer_core.config import SECTIONS
-    from fer_core.train_config import TrainConfig
+    from fer_core.prepare.config import SECTIONS
+    from fer_core.train.config import TrainConfig
 
     sections = checks.prepare_sections()
     assert sections == {name: {f.name for f in dataclasses.fields(cls)}
                         for name, cls in SECTIONS.items()}
-    assert checks.dataclass_fields("fer_core.train_config", "TrainConfig") == {
+    assert checks.dataclass_fields("fer_core.train.config", "TrainConfig") == {
         f.name for f in dataclasses.fields(TrainConfig)}
-    from fer_core.models import REGISTRY
+    from fer_core.models.registry import REGISTRY
 
     assert checks.model_names() == tuple(REGISTRY)
 

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-import fer_core.weights
+import fer_core.models.weights
 from fer_cli import predict as cli_predict
 from fer_cli.main import build_parser, main
-from fer_core import checkpoint, store
-from fer_core.models import create_model
-from fer_core.predict import PredictConfig, load_predictor, predict_images
-from fer_core.weights import DEFAULT_CHECKPOINT, default_checkpoint
+from fer_core import store
+from fer_core.infer.predict import PredictConfig, load_predictor, predict_images
+from fer_core.models import checkpoint, create_model
+from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
 from tests.conftest import in_ci
 
 CLASSES = ("angry", "happy", "neutral", "surprise")
@@ -56,13 +56,13 @@ def test_predict_defaults_in_the_help():
     assert args.margin == PredictConfig().margin == cli_predict.DEFAULT_MARGIN
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = " ".join(sub.choices["predict"].format_help().split())
-    assert f"default: the shipped model, fer_core/weights/{DEFAULT_CHECKPOINT.name}" in text
+    assert f"default: the shipped model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name}" in text
     assert f"default {PredictConfig().margin}" in text
 
 
 def test_missing_shipped_model_is_a_clear_error(monkeypatch, astronaut, tmp_path, capsys):
     nowhere = tmp_path / "weights" / "fer2013_vgg_faces.pt"
-    monkeypatch.setattr(fer_core.weights, "DEFAULT_CHECKPOINT", nowhere)
+    monkeypatch.setattr(fer_core.models.weights, "DEFAULT_CHECKPOINT", nowhere)
     store.write_image(tmp_path / "astronaut.jpg", astronaut)
     out = tmp_path / "pred.csv"
     assert main(["predict", str(tmp_path / "astronaut.jpg"), "--out", str(out)]) == 2

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fer_core import cache, store
-from fer_core.demo import DemoConfig, demo_images
+from fer_core import store
+from fer_core.datasets.demo import DemoConfig, demo_images
+from fer_core.store import keys as cache
 from tasks import caching
 
 
@@ -54,7 +55,12 @@ def test_dependencies_follow_every_import_of_the_closure(tmp_path):
 
 
 def test_real_stage_closures_include_what_was_missed_by_hand():
-    from fer_core import checkpoint, device, evaluate, ingest, models, train
+    from fer_core.evaluate import score as evaluate
+    from fer_core.models import checkpoint
+    from fer_core.models import registry as models
+    from fer_core.prepare import ingest
+    from fer_core.runtime import device
+    from fer_core.train import loop as train
 
     assert "quality" in cache.dependencies([ingest])  # ingest computes sharpness
     deps = cache.dependencies([train, models, device, evaluate, checkpoint])
@@ -178,7 +184,7 @@ def test_unchanged_pipeline_rerun_trains_once_even_when_the_sets_are_rewritten(
 
 def test_a_change_in_a_module_imported_only_indirectly_reruns_the_stage(
         prefect_backend, demo_data, tmp_path, monkeypatch):
-    """ingest names only fer_core.ingest; ingest imports quality. Changing quality's
+    """ingest names only fer_core.prepare.ingest; ingest imports quality. Changing quality's
     source reruns ingest (and, its manifest being the same, nothing after it)."""
     from flows.prepare import prepare
 

@@ -9,7 +9,7 @@ import pytest
 
 from fer_cli.main import main
 from fer_core import store
-from fer_core.quality import sharpness_table
+from fer_core.prepare.quality import sharpness_table
 from tests.conftest import extract_fer2013_subset
 from tests.flows.test_caching import changed, results
 
@@ -149,7 +149,7 @@ def _predictions(run: Path, images):
     import numpy as np
     import torch
 
-    from fer_core.checkpoint import load_model
+    from fer_core.models.checkpoint import load_model
 
     model, _ = load_model(run / "model" / "best.pt")
     x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float() / 255
@@ -294,7 +294,7 @@ def test_another_dataset_is_one_test_set_scored_over_its_classes(private_run, tm
     saved = store.load_set(run / "cross" / "other", "test")
     import torch
 
-    from fer_core.checkpoint import load_model
+    from fer_core.models.checkpoint import load_model
 
     model, _ = load_model(run / "model" / "best.pt")
     x = torch.from_numpy(np.array(saved.images)).permute(0, 3, 1, 2).float() / 255

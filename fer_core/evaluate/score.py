@@ -1,0 +1,334 @@
+"""Evaluation: predictions, metrics (scikit-learn), confusion matrices and figures.
+
+Metric and figure functions are pure; ``write_reports`` is the one place that stores them,
+through ``fer_core.store``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+from torch import nn
+
+from fer_core import store
+from fer_core.prepare.resize import SCALE
+from fer_core.runtime.device import autocast
+
+REPORTS = "reports"
+
+
+def to_input(batch_uint8_nhwc: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
+    """uint8 NHWC (on any device) -> float NCHW in [0, 1], the models' input contract."""
+    x = batch_uint8_nhwc.permute(0, 3, 1, 2).float().div_(SCALE)
+    return x.contiguous(memory_format=torch.channels_last if channels_last
+                        else torch.contiguous_format)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(iter(model.parameters())).device
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
+                   device: torch.device | str | None = None, batch_size: int = 256,
+                   hflip_tta: bool = False, amp: bool = False,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Logits (N, C) as float32 on ``device`` (default: where the model's weights are);
+    ``images`` is uint8 NHWC, a memmap is fine."""
+    device = torch.device(device) if device is not None else _model_device(model)
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        # np.array copies: a memmap slice is read-only, which torch.from_numpy warns about.
+        chunk = chunk if torch.is_tensor(chunk) else torch.from_numpy(np.array(chunk))
+        x = to_input(chunk.to(device, non_blocking=True), channels_last=channels_last)
+        with autocast(device, amp, cpu=amp):  # the caller chose bf16 for this device
+            logits = model(x).float()
+            if hflip_tta:  # faces are left-right symmetric: average the mirror's opinion
+                logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(logits)
+    if not out:
+        raise ValueError("no images to predict")
+    return torch.cat(out)
+
+
+def predict_proba(model: nn.Module, images_uint8_nhwc: np.ndarray, *,
+                  device: torch.device | str | None = None, batch_size: int = 256,
+                  hflip_tta: bool = False) -> np.ndarray:
+    """Class probabilities (N, C) float32 for uint8 RGB images (N, H, W, 3)."""
+    if images_uint8_nhwc.dtype != np.uint8 or images_uint8_nhwc.ndim != 4 \
+            or images_uint8_nhwc.shape[-1] != 3:
+        raise ValueError("images must be uint8 (N, H, W, 3) RGB, got "
+                         f"{images_uint8_nhwc.dtype} {images_uint8_nhwc.shape}")
+    logits = predict_logits(model, images_uint8_nhwc, device=device, batch_size=batch_size,
+                            hflip_tta=hflip_tta)
+    return torch.softmax(logits, dim=1).cpu().numpy()
+
+
+# ---------------------------------------------------------------- metrics (pure)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
+                           classes: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Every class counts in the macro average, also one never predicted (its F1 is 0).
+    """
+    labels = np.arange(len(classes))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                 zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro",
+                                   zero_division=0)),
+        "n": int(len(y_true)),
+        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]),
+                          "f1": float(f[i]), "support": int(s[i])}
+                      for i, c in enumerate(classes)},
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def evaluate(model: nn.Module, saved: store.SavedSet, *,
+             device: torch.device | str | None = None,
+             batch_size: int = 256, hflip_tta: bool = False) -> dict:
+    """``classification_metrics`` of ``model`` on a saved split."""
+    proba = predict_proba(model, saved.images, device=device, batch_size=batch_size,
+                          hflip_tta=hflip_tta)
+    return classification_metrics(saved.targets, proba.argmax(axis=1), saved.classes)
+
+
+def evaluate_sets(model: nn.Module, sets: Mapping[str, store.SavedSet], *,
+                  device: torch.device | str | None = None, batch_size: int = 256,
+                  hflip_tta: bool = False) -> dict[str, dict]:
+    """``classification_metrics`` on each of ``sets`` (in their order). A named subset
+    (``test_private``) whose parent split is among them is scored from the parent's
+    predictions, so its images are not classified twice."""
+    predicted: dict[str, np.ndarray] = {}
+
+    def argmax_of(name: str) -> np.ndarray:
+        if name not in predicted:
+            predicted[name] = predict_logits(
+                model, sets[name].images, device=device, batch_size=batch_size,
+                hflip_tta=hflip_tta).argmax(dim=1).cpu().numpy()
+        return predicted[name]
+
+    metrics = {}
+    for name, saved in sets.items():
+        from_parent = saved.parent is not None and saved.parent in sets
+        y_pred = argmax_of(saved.parent)[saved.rows] if from_parent else argmax_of(name)
+        metrics[name] = classification_metrics(saved.targets, y_pred, saved.classes)
+    return metrics
+
+
+# ------------------------------------------------- another dataset, some classes (pure)
+
+ALL_CLASSES, PRESENT_CLASSES = "all_classes", "present_classes"
+
+
+def present_class_metrics(logits: np.ndarray, y_true: np.ndarray,
+                          model_classes: Sequence[str],
+                          present: Sequence[str]) -> dict[str, dict]:
+    """Scores of a model on data holding only the classes ``present`` (a subset of
+    ``model_classes``); ``y_true`` and the columns of ``logits`` index ``model_classes``.
+
+    Both are scored over the present classes (accuracy, macro-F1 over them, per-class):
+    ``all_classes`` takes the model's argmax over all its classes (a face called a class
+    the data lacks is an error); ``present_classes`` takes the argmax over the present
+    classes only. The first's confusion has a column per model class, the second's per
+    present class.
+    """
+    model_classes, present = list(model_classes), list(present)
+    missing = [c for c in present if c not in model_classes]
+    if missing:
+        raise ValueError(f"class(es) {missing} are not among the model's {model_classes}")
+    idx = np.array([model_classes.index(c) for c in present], dtype=np.int64)
+    logits = np.asarray(logits)
+    full = logits.argmax(axis=1)
+    restricted = idx[logits[:, idx].argmax(axis=1)]
+    absent = [c for c in model_classes if c not in present]
+    out = {ALL_CLASSES: _scored_over(y_true, full, idx, np.arange(len(model_classes)),
+                                     model_classes),
+           PRESENT_CLASSES: _scored_over(y_true, restricted, idx, idx, model_classes)}
+    out[ALL_CLASSES]["predicted_absent"] = int(np.isin(full, idx, invert=True).sum())
+    out[ALL_CLASSES]["absent_classes"] = absent
+    return out
+
+
+def _scored_over(y_true, y_pred, rows: np.ndarray, cols: np.ndarray,
+                 names: Sequence[str]) -> dict:
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=rows, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=rows, average="macro",
+                                   zero_division=0)),
+        "n": int(len(y_true)),
+        "per_class": {names[c]: {"precision": float(p[i]), "recall": float(r[i]),
+                                 "f1": float(f[i]), "support": int(s[i])}
+                      for i, c in enumerate(rows)},
+        # rows: the true (present) classes; columns: the classes a prediction can be
+        "confusion": confusion_matrix(y_true, y_pred, labels=cols)[
+            [list(cols).index(c) for c in rows]].tolist(),
+        "true_classes": [names[c] for c in rows],
+        "predicted_classes": [names[c] for c in cols],
+    }
+
+
+def confusion_frame(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                    predicted: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows = true class, columns = predicted class (``predicted``, default the same
+    classes), first column names the true class."""
+    df = pd.DataFrame(np.asarray(confusion, dtype=np.int64),
+                      columns=list(classes if predicted is None else predicted))
+    df.insert(0, "true", list(classes))
+    return df
+
+
+def per_class_frame(metrics: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"class": c, **v} for c, v in metrics["per_class"].items()])
+
+
+# ---------------------------------------------------------------- figures (pure)
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], *,
+                     title: str = "", predicted: Sequence[str] | None = None) -> Figure:
+    """Row-normalised confusion matrix (recall on the diagonal), counts in the cells;
+    ``predicted`` names the columns when they are not ``classes``."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    cols = list(classes if predicted is None else predicted)
+    n, k = len(classes), len(cols)
+    fig = Figure(figsize=(1.1 * k + 2, 1.1 * n + 1.5))
+    ax = fig.add_subplot()
+    im = ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(k), cols, rotation=45, ha="right")
+    ax.set_yticks(range(n), list(classes))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(k):
+            ax.text(j, i, f"{int(cm[i, j])}\n{rates[i, j]:.0%}", ha="center", va="center",
+                    fontsize=8, color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(history: pd.DataFrame) -> Figure:
+    """Loss, accuracy and macro-F1 per epoch, train against validation."""
+    fig = Figure(figsize=(13, 3.8))
+    panels = (("loss", "train_loss", "val_loss"), ("accuracy", "train_acc", "val_acc"),
+              ("macro-F1", None, "val_macro_f1"))
+    for k, (title, train_col, val_col) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, k + 1)
+        if train_col:
+            ax.plot(history["epoch"], history[train_col], marker=".", label="train")
+        ax.plot(history["epoch"], history[val_col], marker=".", label="val")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- reports (writes)
+
+
+def write_reports(out_dir: str | os.PathLike, metrics: dict[str, dict],
+                  history: pd.DataFrame | None, classes: Sequence[str], *,
+                  extra: dict | None = None) -> dict[str, store.Ref]:
+    """``reports/``: metrics.json, confusion_<split>.*, and with a ``history`` (training's)
+    history.csv and training_curves.png. Without one (a later evaluation) training's
+    history and curves are left as they are."""
+    reports = Path(out_dir) / REPORTS
+    # Top level: the held-out test split's scores when there is one (else the first split),
+    # so `metrics.json["macro_f1"]` is the headline figure; every split stays under its name,
+    # and "splits" names them (val, test, then the named subsets such as test_private).
+    headline = "test" if "test" in metrics else next(iter(metrics), None)
+    top = ({"split": headline, **{k: metrics[headline][k]
+                                  for k in ("accuracy", "macro_f1", "per_class")}}
+           if headline else {})
+    refs = {"metrics": store.write_json(reports / "metrics.json",
+                                        {**(extra or {}), "classes": list(classes), **top,
+                                         "splits": list(metrics), **metrics})}
+    if history is not None:
+        refs["history"] = store.write_csv(reports / "history.csv", history)
+        if len(history):
+            refs["curves"] = store.write_figure(reports / "training_curves.png",
+                                                curves_figure(history))
+    for split, m in metrics.items():
+        refs.update(_write_confusion(reports, split, m, classes))
+    return refs
+
+
+def split_metrics(metrics_json: Mapping) -> dict[str, dict]:
+    """The per-split entries of a metrics.json (val, test, subsets), in report order."""
+    names = metrics_json.get("splits") or [s for s in ("train", "val", "test")
+                                            if s in metrics_json]
+    return {s: metrics_json[s] for s in names}
+
+
+def _write_confusion(reports: Path, name: str, m: Mapping, classes: Sequence[str],
+                     predicted: Sequence[str] | None = None) -> dict[str, store.Ref]:
+    return {
+        f"confusion_{name}_csv": store.write_csv(
+            reports / f"confusion_{name}.csv", confusion_frame(m["confusion"], classes,
+                                                               predicted)),
+        f"confusion_{name}_png": store.write_figure(
+            reports / f"confusion_{name}.png",
+            confusion_figure(m["confusion"], classes, predicted=predicted,
+                             title=f"{name}: accuracy {m['accuracy']:.1%}, "
+                                   f"macro-F1 {m['macro_f1']:.3f}")),
+    }
+
+
+CROSS = "cross"
+
+
+def cross_reports_dir(run_dir: str | os.PathLike, name: str) -> Path:
+    return Path(run_dir) / REPORTS / CROSS / name
+
+
+def write_cross_reports(run_dir: str | os.PathLike, name: str, scores: dict[str, dict], *,
+                        extra: dict | None = None) -> dict[str, store.Ref]:
+    """Another dataset's scores (``present_class_metrics``) under
+    RUN_DIR/reports/cross/<name>/ (metrics.json, confusion_{all,present}_classes.*), and
+    its line in RUN_DIR/reports/cross/summary.json; training's reports are not touched."""
+    out = cross_reports_dir(run_dir, name)
+    head = scores[ALL_CLASSES]
+    present = head["true_classes"]
+    refs = {"metrics": store.write_json(out / "metrics.json", {
+        **(extra or {}), "name": name, "classes": present,
+        "absent_classes": head["absent_classes"], "n": head["n"],
+        # headline: the model as it is, every class it knows open to it
+        "scoring": ALL_CLASSES, **{k: head[k] for k in ("accuracy", "macro_f1", "per_class")},
+        **scores})}
+    for variant, m in scores.items():
+        refs.update(_write_confusion(out, variant, m, m["true_classes"],
+                                     m["predicted_classes"]))
+    summary_path = out.parent / "summary.json"
+    summary = store.read_json(summary_path) if summary_path.is_file() else {}
+    summary[name] = {**{k: v for k, v in (extra or {}).items() if k in ("data", "checkpoint")},
+                     "n": head["n"], "classes": present,
+                     "absent_classes": head["absent_classes"],
+                     "reports": str(out.relative_to(Path(run_dir) / REPORTS)),
+                     **{v: {k: m[k] for k in ("accuracy", "macro_f1")}
+                        for v, m in scores.items()}}
+    refs["summary"] = store.write_json(summary_path, summary)
+    return refs

@@ -1,0 +1,6 @@
+"""Models: the registry (name -> architecture, input size, normalisation), checkpoints
+(save, safe load, resume), the shipped weights and export to TorchScript / ONNX.
+
+May import: fer_core.store, fer_core.runtime, fer_core.prepare.resize (normalisation), torch,
+torchvision. Not train, evaluate or infer.
+"""

@@ -1,0 +1,135 @@
+"""The preparation config: one frozen section per stage, loadable from a YAML/JSON file.
+
+Beside the stage sections a file may name test subsets, ``subsets: {NAME: LIST_FILE}``
+(LIST_FILE relative to the data folder), e.g. ``subsets: {test_private: test_private.txt}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer_core import store
+from fer_core.prepare import ingest
+from fer_core.prepare.align import AlignConfig
+from fer_core.prepare.augment import AugmentConfig
+from fer_core.prepare.duplicates import DedupConfig
+from fer_core.prepare.ingest import IngestConfig, resolve_class_map, resolve_classes
+from fer_core.prepare.near_duplicates import NearDupConfig
+from fer_core.prepare.quality import QualityConfig
+from fer_core.prepare.resize import ResizeConfig
+from fer_core.prepare.review import ReviewConfig
+from fer_core.prepare.split import SplitConfig
+from fer_core.prepare.subsets import SubsetSpec, specs_from
+
+SECTIONS = {"ingest": IngestConfig, "review": ReviewConfig, "dedup": DedupConfig,
+            "near_duplicates": NearDupConfig, "split": SplitConfig,
+            "quality": QualityConfig, "align": AlignConfig, "resize": ResizeConfig,
+            "augment": AugmentConfig}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareConfig:
+    ingest: IngestConfig
+    # (ours) a person's relabels and drops from `fer audit`, applied after ingest
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    near_duplicates: NearDupConfig = field(default_factory=NearDupConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    resize: ResizeConfig = field(default_factory=ResizeConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Named subsets of the held-out test split, saved as row indices (fer_core.prepare.subsets).
+    subsets: tuple[SubsetSpec, ...] = ()
+    # Every kept image is a test image, nothing is split off for training: a dataset that
+    # is only scored (cross-dataset evaluation).
+    all_test: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _section(cls, values: Mapping, where: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
+    return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v
+                  for k, v in values.items()})
+
+
+SUBSETS = "subsets"
+
+
+def build_config(data: str, *, file: str | Path | None = None, classes=None, class_map=None,
+                 augment: str | None = None, align: bool | None = None,
+                 overrides: Mapping[str, Mapping] | None = None,
+                 subsets: Mapping[str, str] | None = None,
+                 all_test: bool = False) -> PrepareConfig:
+    """Config from a file (if any), then command-line options on top.
+
+    ``subsets`` ({name: list file}) adds to or replaces the file's; a relative list path is
+    relative to the data folder. A list file that does not exist is an error here.
+    """
+    raw = {k: dict(v) for k, v in (store.read_yaml(file) or {} if file else {}).items()}
+    unknown = sorted(set(raw) - set(SECTIONS) - {SUBSETS})
+    if unknown:
+        raise ValueError(f"{file}: unknown section(s) {unknown}; known: "
+                         f"{sorted([*SECTIONS, SUBSETS])}")
+    lists = {**{str(k): str(v) for k, v in raw.pop(SUBSETS, {}).items()}, **(subsets or {})}
+    specs = specs_from(lists, ingest.data_root(data))
+    for spec in specs:
+        if not Path(spec.list_path).is_file():
+            raise FileNotFoundError(f"subset {spec.name}: list file {spec.list_path} not found "
+                                    "(a relative path is taken relative to the data folder)")
+    for name, values in (overrides or {}).items():
+        raw.setdefault(name, {}).update(values)
+    ing = raw.setdefault("ingest", {})
+    ing["root"] = str(data)
+    if class_map is not None:
+        ing["class_map"] = class_map
+    ing["class_map"] = resolve_class_map(ing.get("class_map"))
+    if classes is not None:
+        ing["classes"] = classes
+    ing["classes"] = resolve_classes(ing.get("classes"))
+    if augment is not None:
+        raw.setdefault("augment", {})["plan"] = augment
+    if align is not None:
+        raw.setdefault("align", {})["enabled"] = align
+    review = raw.get("review") or {}
+    if review.get("file"):
+        if not Path(review["file"]).is_file():
+            raise FileNotFoundError(f"review file {review['file']} not found")
+        review["file"] = str(Path(review["file"]).resolve())
+    where = str(file or "options")
+    return PrepareConfig(**{name: _section(cls, raw.get(name, {}), f"{where} [{name}]")
+                            for name, cls in SECTIONS.items()},
+                         subsets=specs, all_test=all_test)
+
+
+# The run's sections that decide what a face looks like to its model (and which files count):
+# a dataset scored by that model is prepared with the same ones.
+_AS_THE_RUN = ("dedup", "quality", "align", "resize")
+_INGEST_AS_THE_RUN = ("min_size", "extensions", "workers")
+
+
+def evaluation_config(data: str, run_config: Mapping | None, *, class_map=None,
+                      classes=None) -> PrepareConfig:
+    """The preparation of another dataset to score a run's model on (cross-dataset).
+
+    Every kept image is a test image (no split, no augmentation); duplicates, alignment and
+    resizing as ``run_config`` (the ``config`` of the run's prepare.json) has them; the class
+    map is ``class_map`` when given, else the run's.
+    """
+    run = dict(run_config or {})
+    overrides = {name: dict(run[name]) for name in _AS_THE_RUN if run.get(name) is not None}
+    run_ingest = run.get("ingest") or {}
+    overrides["ingest"] = {k: run_ingest[k] for k in _INGEST_AS_THE_RUN if k in run_ingest}
+    if class_map is None:
+        class_map = run_ingest.get("class_map") or None
+    return build_config(data, classes=classes, class_map=class_map, augment="none",
+                        overrides=overrides, all_test=True)

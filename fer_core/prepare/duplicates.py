@@ -1,0 +1,114 @@
+"""Section 4: exact duplicates by SHA-1 of the file bytes, removed before the split.
+
+Duplicates across train and val would leak; so would a training copy of a test image,
+so the held-out test copy is the one kept when a group spans both subsets, whatever
+label the training copy carries (the held-out set is the reference: dropping its images
+over a training folder's mislabel would change the benchmark, 7,178 -> 7,065 on FER2013).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED
+
+TEST = "test"
+CONFLICT = "label conflict"
+CONFLICT_COLUMNS = ["path", "subset", "class", "conflicting_path", "conflicting_class", "action"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DedupConfig:
+    # The same bytes under two labels within one subset cannot both be right: drop every
+    # copy ("drop"), or keep the first copy in path order and its label ("keep_first").
+    # A group with test copies keeps all of them (see find_duplicates).
+    on_conflict: Literal["drop", "keep_first"] = "drop"
+
+
+def find_duplicates(manifest: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
+    """Mark all but one file of each SHA-1 group as a duplicate of the one kept.
+
+    A group with held-out test copies keeps every test copy with its own label (the
+    official split is scored whole, FER2013's 7,178); its training copies become
+    duplicates of the first test copy (never trained on), with a label-conflict reason
+    when their label differs. A group without a test copy keeps its first copy, and a
+    label conflict in it follows ``cfg.on_conflict``.
+    """
+    out = manifest.copy()
+    live = out[out["status"] == KEPT]
+    live = live[live.duplicated("sha1", keep=False)]  # only the groups that have copies
+    # Test copies first, then path order: the kept file is the same on every run.
+    order = live.assign(_test=live["subset"] != TEST).sort_values(["_test", "path"])
+    for _, group in order.groupby("sha1", sort=False):
+        test = group[group["subset"] == TEST]
+        if len(test):
+            # The held-out set is scored as published: every test copy stays, with its own
+            # label, and only the training copies go (duplicates of the first test copy).
+            _mark_copies(out, group.index[0], group.index[len(test):])
+            continue
+        if group["class"].nunique() > 1 and cfg.on_conflict == "drop":
+            # No copy's label can be trusted, so no copy is kept.
+            classes = sorted(set(group["class"]))
+            out.loc[group.index, "status"] = REJECTED
+            out.loc[group.index, "reason"] = (
+                f"{CONFLICT}: identical bytes labelled {', '.join(classes)} "
+                f"in {', '.join(group['path'])}")
+            continue
+        _mark_copies(out, group.index[0], group.index[1:])
+    return out
+
+
+def _mark_copies(out: pd.DataFrame, keep, rest) -> None:
+    """``rest`` become duplicates of ``keep``; a copy of another label says so."""
+    kept_path, kept_class = out.at[keep, "path"], out.at[keep, "class"]
+    out.loc[rest, "status"] = DUPLICATE
+    out.loc[rest, "duplicate_of"] = kept_path
+    # Only copies whose label differs are conflicts; same-label copies are plain duplicates.
+    where = "the held-out " if out.at[keep, "subset"] == TEST else ""
+    for i in rest:
+        if out.at[i, "class"] != kept_class:
+            out.at[i, "reason"] = (f"{CONFLICT}: labelled '{out.at[i, 'class']}' here, "
+                                   f"kept as '{kept_class}' in {where}{kept_path}")
+
+
+def duplicate_report(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Per class: how many files were duplicates (the paper's 196 = 193 + 2 + 1)."""
+    dup = manifest[manifest["status"] == DUPLICATE]
+    return dup.groupby("class").size().rename("duplicates").reset_index()
+
+
+def label_conflicts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The copies removed over a label conflict (rejected, or a duplicate of another label)."""
+    return manifest[manifest["reason"].str.startswith(CONFLICT)]
+
+
+def conflict_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Every label conflict of a deduplicated manifest, one row per file and file it conflicts with.
+
+    ``action`` is what happened to ``path``. A copy removed as a duplicate is paired with
+    the kept copy (and the kept copy with it, so the held-out images that had a conflicting
+    training copy are listed too); when every copy was rejected, each is paired with every
+    copy of another label.
+    """
+    lost = label_conflicts(manifest)
+    by_path = manifest.set_index("path")
+    rows = []
+    for _, r in lost[lost["status"] == DUPLICATE].iterrows():
+        k = by_path.loc[r["duplicate_of"]]
+        rows.append(_pair(r["path"], r, r["duplicate_of"], k))
+        rows.append(_pair(r["duplicate_of"], k, r["path"], r))
+    rejected = lost[lost["status"] == REJECTED]
+    for _, group in rejected.groupby("sha1", sort=False):
+        for _, a in group.iterrows():
+            for _, b in group[group["class"] != a["class"]].iterrows():
+                rows.append(_pair(a["path"], a, b["path"], b))
+    table = pd.DataFrame(rows, columns=CONFLICT_COLUMNS)
+    return table.sort_values(["path", "conflicting_path"], ignore_index=True)
+
+
+def _pair(path: str, a: pd.Series, other: str, b: pd.Series) -> dict:
+    return {"path": path, "subset": a["subset"], "class": a["class"], "conflicting_path": other,
+            "conflicting_class": b["class"], "action": a["status"]}

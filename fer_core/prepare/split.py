@@ -1,0 +1,72 @@
+"""Section 4: label encoding (scikit-learn's LabelEncoder) and the stratified 80/20 split.
+
+The split is taken over the kept images of the ``train`` subset only; a held-out ``test``
+subset (FER2013 / RAF-DB layouts) is kept whole as the test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+
+from fer_core.prepare.distribution import with_total
+from fer_core.prepare.manifest import KEPT
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    val_fraction: float = 0.2
+    random_state: int = 0
+
+
+def encode_labels(manifest: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """LabelEncoder codes (classes in sorted order, as the paper's Table 2) for kept rows."""
+    out = manifest.copy()
+    mask = out["status"] == KEPT
+    encoder = LabelEncoder().fit(out.loc[mask, "class"])
+    out["label"] = -1
+    out.loc[mask, "label"] = encoder.transform(out.loc[mask, "class"])
+    return out, tuple(str(c) for c in encoder.classes_)
+
+
+def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
+    """Shuffle, then split the train subset 80/20 stratified by label (seed 0)."""
+    if not 0 < cfg.val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
+    out = manifest.copy()
+    out["split"] = ""
+    out.loc[(out["status"] == KEPT) & (out["subset"] == "test"), "split"] = "test"
+    pool = out[(out["status"] == KEPT) & (out["subset"] == "train")]
+    if pool.empty:
+        if (out["split"] == "test").any():
+            return out  # a test-only dataset (e.g. for cross-dataset evaluation)
+        raise ValueError("no kept images to split")
+    small = pool["label"].value_counts()
+    if (small < 2).any():
+        names = sorted(pool.loc[pool["label"].isin(small[small < 2].index), "class"].unique())
+        raise ValueError(f"classes with fewer than 2 images cannot be split: {names}")
+    train_idx, val_idx = train_test_split(
+        pool.index.to_numpy(), test_size=cfg.val_fraction, shuffle=True,
+        stratify=pool["label"].to_numpy(), random_state=cfg.random_state)
+    out.loc[train_idx, "split"] = "train"
+    out.loc[val_idx, "split"] = "val"
+    return out
+
+
+def split_table(manifest: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
+    """Table 2: class, code, train, val (a held-out test set is counted in Table 3)."""
+    live = manifest[manifest["status"] == KEPT]
+    counts = live.groupby(["class", "split"]).size().unstack(fill_value=0)
+    counts = counts.reindex(index=list(classes), columns=["train", "val"], fill_value=0)
+    # Codes as text: the total row has none.
+    table = pd.DataFrame({"class": list(classes), "code": [str(i) for i in range(len(classes))],
+                          "train": counts["train"].to_numpy(), "val": counts["val"].to_numpy()})
+    return with_total(table)
+
+
+def classes_of(manifest: pd.DataFrame) -> tuple[str, ...]:
+    """The encoder's classes (sorted names of kept images), as encode_labels fits them."""
+    return tuple(sorted(str(c) for c in manifest.loc[manifest["status"] == KEPT, "class"].unique()))
