@@ -35,10 +35,8 @@ from fer_core.infer.predict import (  # noqa: E402
     load_predictor,
     predict_images,
 )
-from fer_core.models.registry import (
-    checkpoint,
-    create_model,  # noqa: E402
-)
+from fer_core.models import checkpoint
+from fer_core.models.registry import create_model
 from fer_core.runtime.device import machine_info  # noqa: E402
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")

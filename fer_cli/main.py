@@ -7,17 +7,14 @@ Prefect is imported or its embedded server started, so a bad command fails at on
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-from fer_cli import checks
+from fer_cli import audit, checks, predict, train
 
-# Modules with ``register(sub)`` adding their sub-commands; in each group the first that
-# exists is used (``fer audit`` moves from flows/ to fer_cli/).
-REGISTRARS = (("fer_cli.train",), ("fer_cli.predict",), ("fer_cli.audit", "flows.cli_audit"))
+# Modules whose ``register(sub)`` adds their sub-commands (each imports nothing heavy).
+REGISTRARS = (train, predict, audit)
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
@@ -51,27 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--per-class", type=int, default=30)
     d.add_argument("--epochs", type=int, default=8)
     d.set_defaults(func=cmd_demo)
-    for register in _registrars():
-        register(sub)
+    for module in REGISTRARS:
+        module.register(sub)
     return parser
-
-
-def _registrars():
-    """Each group's first module that exists, its ``register``."""
-    out = []
-    for group in REGISTRARS:
-        for name in group:
-            if _exists(name):
-                out.append(importlib.import_module(name).register)
-                break
-    return out
-
-
-def _exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:  # its package is missing
-        return False
 
 
 def check_prepare(args) -> None:

@@ -103,7 +103,7 @@ def test_fer_core_is_subpackages_by_concern_each_saying_what_it_may_import():
     assert top == ["__init__.py"], f"modules left at fer_core's top level: {top}"
     for init in PACKAGE.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
-        assert "May import" in doc, f"{init.relative_to(REPO)}: docstring says not what it may import"
+        assert "May import" in doc, f"{init.relative_to(REPO)}: say what it may import"
 
 
 def test_fer_core_never_imports_prefect():

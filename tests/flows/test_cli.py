@@ -155,28 +155,14 @@ def test_config_keys_read_from_source_match_the_config_classes():
     assert checks.model_names() == tuple(REGISTRY)
 
 
-def test_registrars_take_the_first_module_of_each_group(monkeypatch):
-    monkeypatch.setattr(cli_main, "REGISTRARS", (
-        ("fer_cli.train",), ("fer_cli.no_such_module", "fer_cli.predict"),
-        ("no_such_package.cli", "fer_cli.also_missing")))
-    registers = cli_main._registrars()
-    assert [r.__module__ for r in registers] == ["fer_cli.train", "fer_cli.predict"]
-    commands = cli_main.build_parser()._subparsers._group_actions[0].choices
-    assert {"prepare", "demo", "train", "evaluate", "pipeline", "predict", "export"} <= set(
-        commands)
-
-
-def test_flows_holds_only_flows():
-    """The fer command lives in fer_cli/; a sub-command module still in flows/ is only one
-    that REGISTRARS names as the fallback of its fer_cli/ place (to be moved there)."""
-    fallbacks = {name for group in cli_main.REGISTRARS for name in group[1:]}
-    left = {f"flows.{p.stem}" for p in (REPO / "flows").glob("cli*.py")}
-    assert left <= fallbacks, left - fallbacks
+def test_flows_holds_only_flows_and_every_command_lives_in_fer_cli():
+    assert not list((REPO / "flows").glob("cli*.py"))
     assert cli_main.main.__module__ == "fer_cli.main"
     commands = cli_main.build_parser()._subparsers._group_actions[0].choices
-    assert all(commands[name] for name in ("prepare", "train", "predict"))
-    if (REPO / "flows" / "cli_audit.py").is_file() or (REPO / "fer_cli" / "audit.py").is_file():
-        assert "audit" in commands
+    assert {"prepare", "demo", "train", "evaluate", "pipeline", "predict", "export",
+            "audit"} <= set(commands)
+    for name, parser in commands.items():
+        assert parser.get_default("func").__module__.startswith("fer_cli."), name
 
 
 def _tree(pid: int) -> dict[int, int]:

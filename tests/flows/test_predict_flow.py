@@ -15,7 +15,8 @@ from fer_cli import predict as cli_predict
 from fer_cli.main import build_parser, main
 from fer_core import store
 from fer_core.infer.predict import PredictConfig, load_predictor, predict_images
-from fer_core.models import checkpoint, create_model
+from fer_core.models import checkpoint
+from fer_core.models.registry import create_model
 from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
 from tests.conftest import in_ci
 

@@ -28,7 +28,8 @@ from fer_core.infer.predict import (
     predict_images,
     result_columns,
 )
-from fer_core.models import checkpoint, create_model
+from fer_core.models import checkpoint
+from fer_core.models.registry import create_model
 from fer_core.models.weights import DEFAULT_CHECKPOINT
 from fer_core.prepare import align, resize
 from fer_core.prepare.ingest import CLASS_MAPS

@@ -16,6 +16,7 @@ from fer_core.models.checkpoint import (
     checkpoint_meta,
     code_version,
     load_model,
+    load_weights,
     safe_load,
     save_checkpoint,
 )
@@ -101,7 +102,8 @@ def test_last_checkpoint_holds_everything_to_resume(trained):  # noqa: F811
 def test_checkpoint_loads_as_starting_weights(trained, tmp_path):  # noqa: F811
     copy = tmp_path / "start.pt"
     shutil.copy(trained.best_checkpoint, copy)
-    model = create_model("compact_cnn", num_classes=4, weights=copy)
+    model = create_model("compact_cnn", num_classes=4)
+    load_weights(model, copy)
     best, _ = load_model(trained.best_checkpoint)
     for k, v in best.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k

@@ -8,7 +8,7 @@ import torch
 
 from fer_core import store
 from fer_core.evaluate import score as evaluate
-from fer_core.models import checkpoint, create_model
+from fer_core.models import checkpoint
 from fer_core.models.export import (
     ExportConfig,
     OnnxPredictor,
@@ -17,6 +17,7 @@ from fer_core.models.export import (
     meta_path,
     to_onnx,
 )
+from fer_core.models.registry import create_model
 
 CLASSES = ("angry", "happy", "neutral")
 

@@ -9,13 +9,12 @@ import torch
 from skimage import data
 from torch import nn
 
-from fer_core.models.checkpoint import CheckpointError
+from fer_core.models.checkpoint import CheckpointError, load_weights
 from fer_core.models.registry import (
     INPUT_SIZE,
     REGISTRY,
     create_model,
     grey_input,
-    load_weights,
     model_spec,
     to_grey,
 )
@@ -80,7 +79,8 @@ def test_weights_load_from_a_local_state_dict(tmp_path):
     path = tmp_path / "w.pt"
     torch.save(source.state_dict(), path)
     torch.manual_seed(2)
-    loaded = create_model("compact_cnn", num_classes=4, weights=path)
+    loaded = create_model("compact_cnn", num_classes=4)
+    load_weights(loaded, path)
     for k, v in source.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
 
@@ -102,14 +102,14 @@ def test_weights_for_another_architecture_are_an_error(tmp_path):
     path = tmp_path / "w.pt"
     torch.save(create_model("compact_cnn", num_classes=4).state_dict(), path)
     with pytest.raises(ValueError, match="do not fit"):
-        create_model("resnet18", num_classes=4, weights=path)
+        load_weights(create_model("resnet18", num_classes=4), path)
 
 
 def test_weights_file_with_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "payload": _Boom()}, path)
     with pytest.raises(CheckpointError, match="refused"):
-        create_model("compact_cnn", num_classes=4, weights=path)
+        load_weights(create_model("compact_cnn", num_classes=4), path)
 
 
 class _Boom:
