@@ -8,10 +8,6 @@ import json
 from fer_cli import checks
 from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
 
-# fer_core.infer.predict's PredictConfig.margin; repeated here so that `fer --help` does not import
-# torch (tests/flows/test_predict_flow.py checks that the two agree).
-DEFAULT_MARGIN = -0.07
-
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="classify every face in images, folders and videos",
@@ -27,24 +23,27 @@ def register(sub) -> None:
                    "(video timelines go to <out stem>_timelines/)")
     p.add_argument("--annotate", metavar="DIR",
                    help="write copies with boxes, landmarks and labels drawn into DIR")
-    p.add_argument("--every", type=int, default=1, metavar="N",
+    # Every default is None: PredictConfig's, and the checkpoint's face spec for --margin,
+    # the same as the predict flow's and fer serve's (tests/flows/test_predict_flow.py).
+    p.add_argument("--every", type=int, metavar="N",
                    help="in videos, classify every Nth frame (default 1)")
-    p.add_argument("--batch-size", type=int, default=64, help="faces per classifier batch")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+    p.add_argument("--batch-size", type=int, help="faces per classifier batch (default 64)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="where the model runs (default auto: cuda when there is one)")
+    p.add_argument("--margin", type=float,
                    help="face crop side = (1 + margin) x the detected box's longer side "
-                   f"(default {DEFAULT_MARGIN}: frames a face as FER2013's 48x48 crops, "
-                   "which the model learnt from, do)")
-    p.add_argument("--min-face-size", type=int, default=40,
+                   "(default: the checkpoint's face spec, which frames a face as its "
+                   "training faces were framed)")
+    p.add_argument("--min-face-size", type=int,
                    help="smallest face MTCNN looks for, in pixels (default 40; 20 finds "
                    "smaller faces at about twice the detection time)")
-    p.add_argument("--detect-max-side", type=int, default=0, metavar="PIXELS",
+    p.add_argument("--detect-max-side", type=int, metavar="PIXELS",
                    help="shrink larger photos to this longer side for detection only "
-                   "(faster on big photos; 0 = never)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   "(faster on big photos; default 0 = never)")
+    p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default 1: MTCNN runs many small operations, "
                    "and more threads per operation mostly wait; 0 = torch's default)")
-    p.add_argument("--detect-workers", type=int, default=2, metavar="N",
+    p.add_argument("--detect-workers", type=int, metavar="N",
                    help="threads running MTCNN batches in parallel (default 2)")
     p.set_defaults(func=cmd_predict, check=lambda a: checks.existing_file(a.model, "--model"))
 
@@ -59,16 +58,19 @@ def register(sub) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    # The shipped model is looked up first: when it is missing, fail before loading Prefect.
+    # The shipped model is looked up first: when it is missing, fail before loading torch.
     model = args.model if args.model is not None else str(default_checkpoint())
-    from flows.predict import predict
+    # In-process, no Prefect server: a photo pays one start of torch and MTCNN (the predict
+    # flow runs the same steps as tasks, for deployments).
+    from fer_core.infer.batch import predict_paths
+    from fer_core.infer.predict import predict_config
 
-    result = predict(inputs=list(args.inputs), model=model, out=args.out,
-                     annotate=args.annotate, every=args.every, batch_size=args.batch_size,
-                     device=args.device, margin=args.margin,
-                     min_face_size=args.min_face_size,
-                     detect_max_side=args.detect_max_side, threads=args.threads,
-                     detect_workers=args.detect_workers)
+    cfg = predict_config(every=args.every, batch_size=args.batch_size, device=args.device,
+                         margin=args.margin, min_face_size=args.min_face_size,
+                         detect_max_side=args.detect_max_side, torch_threads=args.threads,
+                         detect_workers=args.detect_workers)
+    result = predict_paths(list(args.inputs), model, cfg, out=args.out,
+                           annotate=args.annotate)
     print(f"results: {result['results']}  {json.dumps(result['status'])}")
     for key, path in result.items():
         if key.startswith("timeline:"):

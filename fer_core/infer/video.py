@@ -73,7 +73,8 @@ def score_images(files: Sequence[str], predictor: Predictor, cfg: PredictConfig,
     images, good, errors = [], [], []
     for f in files:
         try:
-            images.append(store.read_input_image(f))
+            images.append(store.read_input_image(f, max_pixels=cfg.max_pixels,
+                                                 reduce_above=cfg.reduce_above))
             good.append(f)
         except store.BadImage as e:
             errors.append({"file": f, **error_row(e.reason)})

@@ -2,8 +2,11 @@
 
 Exported graphs keep the checkpoint's contract: input ``input``, float32 NCHW RGB in
 [0, 1] (uint8 / 255) at the model's input size, any batch size; output ``logits``. The
-mean/std normalisation is inside the model, so it is inside the graph too. A JSON file
-beside the export (``<out>.json``) records the classes and the preprocessing.
+mean/std normalisation is inside the model, so it is inside the graph too, and so is the
+face spec's TTA: with ``hflip`` the graph averages the logits of each face and its mirror,
+as ``fer evaluate`` and ``fer predict`` do. A JSON file beside the export (``<out>.json``)
+records the classes, the preprocessing and the face spec (``face_spec``), which the ONNX
+predictor (fer_core.infer.onnx) follows on photos.
 
 ONNX uses torch's TorchScript-based exporter by default (``dynamo=False``): it needs only
 the ``onnx`` package and takes about a second; torch >= 2.9's default dynamo exporter
@@ -19,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fer_core import store
 from fer_core.models import checkpoint
-from fer_core.prepare.resize import normalize
+from fer_core.models.registry import to_grey
+from fer_core.models.spec import face_spec
 
 FORMATS = ("onnx", "torchscript")
 INPUT, OUTPUT = "input", "logits"
@@ -38,6 +42,46 @@ class ExportConfig:
     dynamo: bool = False  # torch's newer exporter (needs onnxscript)
     example_batch: int = 2  # traced with 2 so that no size-1 batch gets baked in
     random_state: int = 0  # the example input's pixels
+
+
+def resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in): torch's antialiased bilinear resize along one axis, as a matrix.
+
+    It is separable, so ``A @ x @ A.T`` resizes an image as ``F.interpolate(...,
+    antialias=True)`` does (to float rounding); ONNX has no antialiased resize."""
+    # Each unit vector as a column, two pixels wide (torch treats width 1 otherwise).
+    basis = torch.eye(size_in).view(size_in, 1, size_in, 1).expand(-1, -1, -1, 2)
+    cols = F.interpolate(basis.contiguous(), size=(size_out, 2), mode="bilinear",
+                         antialias=True, align_corners=False)[..., 0]
+    return cols.reshape(size_in, size_out).T.contiguous()
+
+
+class ExportGraph(nn.Module):
+    """A registry model (``models.registry.Normalized``) as exported: its grey conversion,
+    resize to the working size (as matrices), normalisation and backbone, and the face
+    spec's flip TTA folded in (the mean of the logits of x and its mirror)."""
+
+    def __init__(self, model: nn.Module, *, input_size: int, hflip_tta: bool):
+        super().__init__()
+        self.model, self.hflip_tta = model.eval(), hflip_tta
+        self.resize = model.work_size != input_size
+        self.register_buffer("matrix", resize_matrix(input_size, model.work_size))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if m.grayscale:
+            x = to_grey(x)
+        if self.resize:
+            x = self.matrix @ x @ self.matrix.T
+        x = (x - m.mean) / m.std
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return m.backbone(x).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hflip_tta:
+            return (self.logits(x) + self.logits(x.flip(3))) / 2
+        return self.logits(x)
 
 
 def example_input(input_size: int, cfg: ExportConfig) -> torch.Tensor:
@@ -88,15 +132,18 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, out: str | os.PathLike
     if cfg.format not in FORMATS:
         raise ValueError(f"unknown format {cfg.format!r}; choose one of {', '.join(FORMATS)}")
     model, meta = checkpoint.load_model(checkpoint_path)
-    size = int(meta["preprocessing"]["image_size"][0])
+    spec = face_spec(meta)
+    size = spec.input_size
     make = to_onnx if cfg.format == "onnx" else to_torchscript
-    ref = store.write_bytes(out, make(model, size, cfg))
+    graph = ExportGraph(model, input_size=size, hflip_tta=spec.hflip_tta)
+    ref = store.write_bytes(out, make(graph, size, cfg))
     info = {"format": cfg.format, "path": str(out), "sha256": ref.sha256,
             "opset": cfg.opset if cfg.format == "onnx" else None,
             "input": {"name": INPUT, "shape": ["batch", 3, size, size], "dtype": "float32"},
             "output": {"name": OUTPUT, "shape": ["batch", len(meta["classes"])]},
             "classes": meta["classes"], "model": meta["model"],
             "preprocessing": meta["preprocessing"],
+            "face_spec": spec.model_dump(mode="json"), "tta_in_graph": spec.tta,
             "checkpoint": {"path": str(checkpoint_path),
                            "sha256": store.file_sha256(checkpoint_path)}}
     store.write_json(meta_path(out), info)
@@ -105,52 +152,6 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, out: str | os.PathLike
 
 def meta_path(out: str | os.PathLike) -> Path:
     return Path(f"{out}.json")
-
-
-def to_input(images_uint8_nhwc: np.ndarray) -> np.ndarray:
-    """uint8 NHWC RGB -> float32 NCHW in [0, 1], as ``evaluate.to_input``."""
-    if images_uint8_nhwc.dtype != np.uint8 or images_uint8_nhwc.ndim != 4:
-        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images_uint8_nhwc.dtype} "
-                         f"{images_uint8_nhwc.shape}")
-    return np.ascontiguousarray(normalize(images_uint8_nhwc.transpose(0, 3, 1, 2)))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-class OnnxPredictor:
-    """Class probabilities from an exported ONNX file with ONNX Runtime (extra ``onnx``)."""
-
-    def __init__(self, model_bytes: bytes, classes: tuple[str, ...] = (),
-                 providers: tuple[str, ...] = ("CPUExecutionProvider",)):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ImportError("ONNX Runtime is not installed: pip install "
-                              "'fer-pipeline[onnx]' (onnx, onnxruntime)") from None
-        self.session = ort.InferenceSession(model_bytes, providers=list(providers))
-        self.classes = tuple(classes)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, **kwargs) -> OnnxPredictor:
-        try:
-            meta = store.read_json(meta_path(path))
-        except FileNotFoundError:  # a bare .onnx file still predicts; it has no class names
-            meta = {}
-        return cls(store.read_bytes(path), tuple(meta.get("classes", ())), **kwargs)
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits for float32 NCHW input in [0, 1]."""
-        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x, np.float32)})[0]
-
-    def predict_proba(self, images_uint8_nhwc: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        """Probabilities (N, C) for uint8 RGB images, as ``evaluate.predict_proba``."""
-        parts = [softmax(self.logits(to_input(images_uint8_nhwc[s:s + batch_size])))
-                 for s in range(0, len(images_uint8_nhwc), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 def load_torchscript(path: str | os.PathLike) -> torch.jit.ScriptModule:

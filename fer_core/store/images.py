@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core.store.header import apply_orientation, check_pixels, exif_orientation, image_header
+
 __all__ = [
     "CSV_ROW_SEP",
     "BadImage",
@@ -54,21 +56,51 @@ def read_file_bytes(path: str | os.PathLike) -> bytes:
         raise BadImage(str(path), f"unreadable: {e.strerror or e}") from e
 
 
-def decode_image(data: bytes, path: str, *, ext: str = "") -> np.ndarray:
-    """Decode image bytes with OpenCV into 8-bit RGB, or raise BadImage with the reason.
+def decode_image(data: bytes, path: str, *, ext: str = "", max_pixels: int | None = None,
+                 reduce_above: int | None = None) -> np.ndarray:
+    """Decode image bytes with OpenCV into 8-bit RGB, upright, or raise BadImage with the
+    reason.
 
-    Grayscale, RGBA and 16-bit inputs all become 8-bit, 3-channel RGB.
+    Grayscale, RGBA and 16-bit inputs all become 8-bit, 3-channel RGB; an EXIF orientation
+    is applied, so a phone photo stored sideways comes out as it was taken. The header is
+    read first: past ``max_pixels`` the file is refused without being decoded; past
+    ``reduce_above`` pixels it is decoded at 1/2, 1/4 or 1/8 of its size (OpenCV's
+    ``IMREAD_REDUCED_COLOR_*``, in the JPEG decoder itself), the least that brings it
+    under ``reduce_above``.
     """
     if not data:
         raise BadImage(path, "empty file (0 bytes)")
     ext = ext.lower()
-    if ext in (".jpg", ".jpeg") and not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+    if (ext in (".jpg", ".jpeg") or data[:2] == b"\xff\xd8") \
+            and not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
         # libjpeg pads a truncated stream with grey and only warns; catch it here.
         raise BadImage(path, "truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    too_large = check_pixels(data, max_pixels)
+    if too_large:
+        raise BadImage(path, too_large)
+    flags = _reduced_flags(data, reduce_above)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None or img.size == 0:
         raise BadImage(path, "cannot be decoded as an image (corrupt or not an image)")
-    return to_rgb8(img)
+    return apply_orientation(to_rgb8(img), exif_orientation(data))
+
+
+_REDUCED = ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (8, cv2.IMREAD_REDUCED_COLOR_8))
+
+
+def _reduced_flags(data: bytes, reduce_above: int | None) -> int:
+    # IMREAD_UNCHANGED keeps 16-bit and alpha (to_rgb8 converts them) and leaves the EXIF
+    # orientation to us; the reduced modes decode 8-bit colour and ignore it too
+    # (IMREAD_IGNORE_ORIENTATION).
+    head = image_header(data) if reduce_above else None
+    if head is None or head[1] * head[2] <= reduce_above:
+        return cv2.IMREAD_UNCHANGED
+    pixels = head[1] * head[2]
+    for factor, flag in _REDUCED:
+        if pixels / factor**2 <= reduce_above or factor == 8:
+            return flag | cv2.IMREAD_IGNORE_ORIENTATION
+    return cv2.IMREAD_UNCHANGED
 
 
 def to_rgb8(img: np.ndarray) -> np.ndarray:
@@ -166,9 +198,11 @@ def list_inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
     return list(dict.fromkeys(files))  # a file named twice is predicted once
 
 
-def read_input_image(path: str) -> np.ndarray:
+def read_input_image(path: str, *, max_pixels: int | None = None,
+                     reduce_above: int | None = None) -> np.ndarray:
     """One image to predict on, as 8-bit RGB, or BadImage with the reason."""
-    return decode_image(read_file_bytes(path), path, ext=Path(path).suffix)
+    return decode_image(read_file_bytes(path), path, ext=Path(path).suffix,
+                        max_pixels=max_pixels, reduce_above=reduce_above)
 
 
 def video_fps(path: str) -> float:

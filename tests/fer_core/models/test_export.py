@@ -8,10 +8,10 @@ import torch
 
 from fer_core import store
 from fer_core.evaluate import score as evaluate
+from fer_core.infer.onnx import OnnxPredictor
 from fer_core.models import checkpoint
 from fer_core.models.export import (
     ExportConfig,
-    OnnxPredictor,
     export_checkpoint,
     load_torchscript,
     meta_path,
