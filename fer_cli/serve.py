@@ -39,13 +39,9 @@ def check_serve(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     model = args.model if args.model is not None else str(default_checkpoint())
-    import uvicorn
-
     from fer_core.infer.predict import PredictConfig
-    from fer_core.serve.app import ServeConfig, create_app
+    from fer_core.serve.app import ServeConfig, serve
 
-    app = create_app(model, PredictConfig(device=args.device),
-                     ServeConfig(max_bytes=args.max_bytes, workers=args.workers))
-    print(f"serving {model} on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    serve(model, host=args.host, port=args.port, cfg=PredictConfig(device=args.device),
+          scfg=ServeConfig(max_bytes=args.max_bytes, workers=args.workers))
     return 0

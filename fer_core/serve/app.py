@@ -181,3 +181,13 @@ def create_app(checkpoint_path: str | os.PathLike, cfg: PredictConfig | None = N
         return PAGE
 
     return app
+
+
+def serve(checkpoint_path: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000,
+          cfg: PredictConfig | None = None, scfg: ServeConfig | None = None) -> None:
+    """Run the service until it is stopped (``fer serve``, the ``serve`` flow)."""
+    import uvicorn
+
+    app = create_app(checkpoint_path, cfg, scfg)
+    print(f"serving {checkpoint_path} on http://{host}:{port}/", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -62,8 +62,11 @@ function draw(file, result) {
       ctx.strokeRect(f.x1, f.y1, f.x2 - f.x1, f.y2 - f.y1);
       const p = f["p_" + f["class"]];
       const label = f["class"] + " " + (100 * p).toFixed(0) + "%";
-      ctx.font = Math.max(14, result.width / 40) + "px sans-serif";
-      ctx.fillStyle = colour; ctx.fillText(label, f.x1, Math.max(14, f.y1 - 6));
+      const px = Math.max(14, Math.round(result.width / 40));
+      ctx.font = px + "px sans-serif";
+      const w = ctx.measureText(label).width, top = Math.max(0, f.y1 - px - 6);
+      ctx.fillStyle = colour; ctx.fillRect(f.x1, top, w + 8, px + 6);  // a tag over the box
+      ctx.fillStyle = "#fff"; ctx.fillText(label, f.x1 + 4, top + px);
       rows.push("<tr><td>" + i + "</td><td>" + f["class"] + "</td><td>" + p.toFixed(3) +
                 "</td></tr>");
     });

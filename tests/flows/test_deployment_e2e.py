@@ -1,5 +1,7 @@
 """End to end as users run it: a Prefect server, a process work pool, `prefect deploy` from
-prefect.yaml, a worker, and `prefect deployment run --watch` on a small FER2013 subset."""
+prefect.yaml, a worker, and `prefect deployment run --watch` on a small FER2013 subset: the
+`prepare` deployment, and the `batch` deployment, whose predictions on photos are those of
+`fer predict`'s in-process run (the deployment door of tests/flows/test_doors.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
+from fer_core.datasets.planted import backgrounds, plant_face
+from fer_core.infer.batch import predict_paths
+from fer_core.infer.predict import PredictConfig
+from fer_core.models.weights import DEFAULT_CHECKPOINT
 from tests.conftest import REPO, extract_fer2013_subset
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -93,6 +102,27 @@ def test_deployment_run_on_server_and_worker(tmp_path):
                 "prepare-figures", "run-folder", "alignment-progress"} <= keys
         table = next(a for a in artifacts if a["key"] == "table-split")
         assert "Happiness" in str(table["data"])
+
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        rng, backs = np.random.default_rng(3), backgrounds()
+        for face in sorted((data / "test").rglob("*.jpg"))[::3]:
+            photo, _ = plant_face(cv2.imread(str(face), cv2.IMREAD_GRAYSCALE), backs, rng)
+            cv2.imwrite(str(photos / f"{face.parent.name}_{face.stem}.png"), photo)
+        r = cli("--no-prompt", "deploy", "--name", "batch", "--pool", "e2e")
+        assert r.returncode == 0, r.stdout + r.stderr
+        served = tmp_path / "batch.csv"
+        r = cli("deployment", "run", "predict/batch", "-p", f'inputs=["{photos}"]',
+                "-p", f"model={DEFAULT_CHECKPOINT}", "-p", f"out={served}", "--watch",
+                "--watch-timeout", "600", timeout=660)
+        assert r.returncode == 0, r.stdout + r.stderr + (logs / "worker.log").read_text()[-3000:]
+        local = predict_paths([str(photos)], DEFAULT_CHECKPOINT, PredictConfig(),
+                              out=tmp_path / "local.csv")
+        a, b = pd.read_csv(served), pd.read_csv(local["results"])
+        assert len(a) == len(b) >= 4
+        assert list(a["class"].fillna("")) == list(b["class"].fillna(""))
+        np.testing.assert_allclose(a.filter(like="p_").to_numpy(dtype=float),
+                                   b.filter(like="p_").to_numpy(dtype=float), atol=1e-4)
     finally:
         for proc in reversed(procs):
             stop(proc)
