@@ -1,13 +1,16 @@
-"""Measuring helpers shared by the benchmark scripts: wall and CPU time, the CPU share
-other processes took, and the peak RSS of a command run the way users run it."""
+"""Measuring helpers shared by the benchmark scripts: the machine a figure was measured on,
+wall and CPU time, the CPU share other processes took, the peak RSS of a command run the way
+users run it, and the result file (``write_result``: the command and the machine first)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import shlex
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -67,6 +70,43 @@ def total_ram_bytes() -> int | None:
     except OSError:
         pass
     return None
+
+
+def machine_info() -> dict:
+    """The machine: fer_core's record (platform, CPU, memory, torch threads, GPU), the CPUs
+    this process may use, and the versions of the libraries the pipeline runs on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from fer_core.runtime.device import machine_info as base
+
+    libs = {}
+    for name in ("torch", "facenet-pytorch", "opencv-python-headless", "opencv-python",
+                 "numpy", "pandas", "prefect"):
+        try:
+            libs[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {**base(), "cpu_affinity": affinity, "total_ram_bytes": total_ram_bytes(),
+            "libraries": libs}
+
+
+def command_line() -> str:
+    """This benchmark's command, as typed."""
+    return shlex.join([sys.executable, *sys.argv])
+
+
+def write_result(path: Path, record: dict) -> Path:
+    """``record`` as indented JSON at ``path``, the command and the machine first (taken
+    now unless ``record`` has them)."""
+    out = {"command": record.get("command") or command_line(),
+           "machine": record.get("machine") or machine_info(), **record}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
 
 
 class CpuWatch:

@@ -29,12 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core import store
 from fer_core.evaluate import score as evaluate  # noqa: E402
-from fer_core.infer.predict import (  # noqa: E402
-    PredictConfig,
-    detect_faces,
-    load_predictor,
-    predict_images,
-)
+from fer_core.infer.faces import detect_faces  # noqa: E402
+from fer_core.infer.predict import PredictConfig, load_predictor, predict_images  # noqa: E402
 from fer_core.models import checkpoint
 from fer_core.models.registry import create_model
 from fer_core.runtime.device import machine_info  # noqa: E402

@@ -39,8 +39,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from measure import run_cli  # noqa: E402
-from prepare_fer2013 import machine_info  # noqa: E402
+from measure import machine_info, run_cli  # noqa: E402
 
 FER = str(HERE.parent / ".venv" / "bin" / "fer")
 PREFECT = str(HERE.parent / ".venv" / "bin" / "prefect")
