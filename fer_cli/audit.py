@@ -6,7 +6,7 @@ from __future__ import annotations
 def register(sub) -> None:
     a = sub.add_parser("audit", help="likely label errors of a prepared run (k-fold + cleanlab)")
     a.add_argument("run_dir", help="a run folder made by `fer prepare`")
-    a.add_argument("--config", help="YAML of audit keys (fer_core/audit/labels.py AuditConfig)")
+    a.add_argument("--config", help="YAML of audit keys (fer_core/config/audit.py AuditConfig)")
     a.add_argument("--model", help="cnn (default) | hog_logreg")
     a.add_argument("--folds", type=int)
     a.add_argument("--epochs", type=int, help="cnn epochs per fold")
@@ -20,11 +20,13 @@ def register(sub) -> None:
 
 
 def check_audit(args) -> None:
-    """Before Prefect loads: a run folder, and a config file that is there."""
+    """Before Prefect loads: a run folder, and a config file that is there, of audit keys."""
     from fer_cli import checks
 
     checks.run_folder(args.run_dir)
     checks.existing_file(args.config, "--config")
+    checks.audit_config(args.config, model=args.model, folds=args.folds, epochs=args.epochs,
+                        device=args.device)
 
 
 def cmd_audit(args) -> int:

@@ -1,16 +1,13 @@
 """Checks of a command's arguments, config files and paths, done before anything heavy.
 
-They run before Prefect is imported or its server started, and import nothing but PyYAML:
-a bad command is answered in a fraction of a second. The config keys they accept are read
-from the source of the config classes (``ast``), not from a copy kept here, so they cannot
-drift from what the flows accept (tests/flows/test_cli.py checks that they agree).
+They run before Prefect is imported or its server started, and import nothing but PyYAML
+and the config schema (fer_core.config: pydantic models, no torch): a bad command is
+answered in a fraction of a second. A config file is checked by building the very models
+the flows build from it, so the keys and values accepted here cannot drift from theirs.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-from functools import cache
 from pathlib import Path
 
 
@@ -73,20 +70,24 @@ def read_config(path: str) -> object:
         raise UsageError(f"{path}: not valid YAML: {e}") from None
 
 
-def prepare_config(path: str | None) -> None:
-    """A preparation config: sections of fer_core.prepare.config.SECTIONS (and ``subsets``), each
-    with known keys only."""
+def _mapping(path: str, raw: object, what: str) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of {what}, got {type(raw).__name__}")
+    return raw
+
+
+def prepare_config(path: str | None, data: str | None = None) -> None:
+    """A preparation config: sections of fer_core.config.prepare.SECTIONS (and ``subsets``),
+    each one a valid section model (known keys, values of the right type). ``data``: the
+    data folder (the ingest section's root)."""
     if path is None:
         return
-    raw = read_config(path)
-    if raw is None:
-        return
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    sections = prepare_sections()
-    if sections is None:  # the source is not laid out as expected: the flow checks later
-        return
-    known = {*sections, "subsets"}
+    from fer_core.config.prepare import SECTIONS, SUBSETS
+
+    raw = _mapping(path, read_config(path), "sections")
+    known = {*SECTIONS, SUBSETS}
     unknown = sorted(str(k) for k in set(raw) - known)
     if unknown:
         raise UsageError(f"{path}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -96,116 +97,64 @@ def prepare_config(path: str | None) -> None:
         if not isinstance(values, dict):
             raise UsageError(f"{path} [{name}]: expected a mapping, got "
                              f"{type(values).__name__}")
-        fields = sections.get(name)
-        bad = sorted(str(k) for k in values if fields is not None and k not in fields)
-        if bad:
-            raise UsageError(f"{path} [{name}]: unknown key(s) {bad}; known: {sorted(fields)}")
+        if name == SUBSETS:
+            continue
+        if name == "ingest":  # the data folder is the command line's
+            values = {**values, "root": str(data if data is not None else ".")}
+        try:
+            SECTIONS[name].from_values(values, f"{path} [{name}]")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
 
-def train_config(path: str | None, model: str | None = None) -> None:
+def train_config(path: str | None, model: str | None = None, **overrides) -> None:
     """A training config: TrainConfig keys only, a known model (``model``: the command
-    line's, which overrides the file's)."""
-    raw = read_config(path) if path is not None else None
-    if raw is not None and not isinstance(raw, dict):
-        raise UsageError(f"{path}: expected a mapping of TrainConfig keys, got "
-                         f"{type(raw).__name__}")
-    raw = raw or {}
-    fields = dataclass_fields("fer_core.train.config", "TrainConfig")
-    bad = sorted(str(k) for k in raw if fields is not None and k not in fields)
+    line's, which overrides the file's), valid values with the command line's non-None
+    ``overrides`` (TrainConfig keys) on top."""
+    from fer_core.config.train import MODEL_NAMES, TrainConfig
+
+    raw = _mapping(path, read_config(path), "TrainConfig keys") if path is not None else {}
+    known = TrainConfig.model_fields
+    bad = sorted(str(k) for k in raw if k not in known)
     if bad:
         raise UsageError(f"{path}: unknown TrainConfig key(s) {bad}; known keys: "
-                         f"{', '.join(sorted(fields))}")
+                         f"{', '.join(sorted(known))}")
     name = model if model is not None else raw.get("model")
-    known = model_names()
-    if name is not None and known is not None and name not in known:
+    if name is not None and name not in MODEL_NAMES:
         where = "--model" if model is not None else f"{path}: model"
-        raise UsageError(f"{where} {name!r}: unknown model; known models: {', '.join(known)}")
+        raise UsageError(f"{where} {name!r}: unknown model; known models: "
+                         f"{', '.join(MODEL_NAMES)}")
+    given = {k: v for k, v in {"model": model, **overrides}.items() if v is not None}
+    try:  # as the flows build it: the file on its own, then the command line on top
+        if path is not None:
+            try:
+                TrainConfig.from_dict(raw)
+            except ValueError as e:
+                raise UsageError(f"{path}: {e}") from None
+        TrainConfig.from_dict({**raw, **given})
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
-def model_names() -> tuple[str, ...] | None:
-    """The names in fer_core.models.registry.REGISTRY (its ``ModelSpec(name=...)`` entries), from
-    the source; None when it is not laid out so."""
-    tree = _module_tree("fer_core.models.registry")
-    for node in tree.body if tree is not None else ():
-        target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
-                  else node.target if isinstance(node, ast.AnnAssign) else None)
-        if isinstance(target, ast.Name) and target.id == "REGISTRY" and node.value:
-            names = [kw.value.value for call in ast.walk(node.value)
-                     if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                     and call.func.id == "ModelSpec"
-                     for kw in call.keywords
-                     if kw.arg == "name" and isinstance(kw.value, ast.Constant)]
-            return tuple(names) or None
-    return None
+def audit_config(path: str | None, **overrides) -> None:
+    """An audit config: AuditConfig keys only, with valid values, and the command line's
+    non-None ``overrides`` (AuditConfig keys) on top."""
+    from fer_core.config.audit import AuditConfig
+
+    raw = _mapping(path, read_config(path), "audit keys") if path is not None else {}
+    known = sorted(AuditConfig.model_fields)
+    unknown = sorted(str(k) for k in set(raw) - set(known))
+    if unknown:
+        raise UsageError(f"{path}: unknown audit key(s) {unknown}; known: {known}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        AuditConfig.from_values({**raw, **given}, str(path) if path is not None else "options")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
-# --- config keys from the source of the config classes ------------------------------------
+def model_names() -> tuple[str, ...]:
+    """The names of fer_core.models.registry.REGISTRY, without importing torch."""
+    from fer_core.config.train import MODEL_NAMES
 
-
-@cache
-def _module_tree(module: str) -> ast.Module | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-
-
-def _imported_from(tree: ast.Module, name: str, module: str) -> str | None:
-    """The module ``name`` is imported from in ``tree`` (``module``'s source), if any."""
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                if (alias.asname or alias.name) == name:
-                    base = node.module or ""
-                    if node.level:  # relative import
-                        parts = module.split(".")[:-node.level]
-                        base = ".".join([*parts, base] if base else parts)
-                    return base
-    return None
-
-
-def dataclass_fields(module: str, name: str) -> frozenset[str] | None:
-    """The annotated fields of class ``name`` as found in ``module``'s source (following
-    one ``from X import name``), bases from the same source included; None when not
-    found."""
-    tree = _module_tree(module)
-    if tree is None:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            fields = {s.target.id for s in node.body
-                      if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
-                      and "ClassVar" not in ast.unparse(s.annotation)}
-            for base in node.bases:
-                if isinstance(base, ast.Name):
-                    inherited = dataclass_fields(module, base.id)
-                    if inherited is None and base.id not in ("object", "Generic"):
-                        return None
-                    fields |= inherited or set()
-            return frozenset(fields)
-    source = _imported_from(tree, name, module)
-    return dataclass_fields(source, name) if source and source != module else None
-
-
-def prepare_sections() -> dict[str, frozenset[str]] | None:
-    """fer_core.prepare.config.SECTIONS as {section: its keys}, from the source."""
-    module = "fer_core.prepare.config"
-    tree = _module_tree(module)
-    if tree is None:
-        return None
-    for node in tree.body:
-        target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
-                  else node.target if isinstance(node, ast.AnnAssign) else None)
-        if not (isinstance(target, ast.Name) and target.id == "SECTIONS"
-                and isinstance(node.value, ast.Dict)):
-            continue
-        out = {}
-        for key, value in zip(node.value.keys, node.value.values, strict=True):
-            if not (isinstance(key, ast.Constant) and isinstance(value, ast.Name)):
-                return None
-            fields = dataclass_fields(module, value.id)
-            if fields is None:
-                return None
-            out[key.value] = fields
-        return out
-    return None
+    return MODEL_NAMES

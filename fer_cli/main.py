@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from fer_cli import audit, checks, predict, train
+from fer_cli import audit, checks, predict, serve, train
 
 # Modules whose ``register(sub)`` adds their sub-commands (each imports nothing heavy).
-REGISTRARS = (train, predict, audit)
+REGISTRARS = (train, predict, serve, audit)
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check_prepare(args) -> None:
     checks.data_path(args.data)
     checks.out_folder(args.out)
-    checks.prepare_config(args.config)
+    checks.prepare_config(args.config, args.data)
     args.subsets = subset_options(args.subset)
 
 

@@ -54,9 +54,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_pipeline, check=check_pipeline)
 
 
+def _overrides(args) -> dict:
+    """The command line's TrainConfig keys."""
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "device": args.device, "random_state": args.seed}
+
+
 def check_train(args) -> None:
     checks.run_folder(args.run_dir)
-    checks.train_config(args.train_config, args.model)
+    checks.train_config(args.train_config, args.model, weights=args.weights, **_overrides(args))
     checks.existing_file(args.weights, "--weights")
 
 
@@ -72,14 +78,14 @@ def check_evaluate(args) -> None:
 def check_pipeline(args) -> None:
     checks.data_path(args.data)
     checks.out_folder(args.out)
-    checks.prepare_config(args.prepare_config)
-    checks.train_config(args.train_config, args.model)
+    checks.prepare_config(args.prepare_config, args.data)
+    checks.train_config(args.train_config, args.model, **_overrides(args))
 
 
 def validate_train(args, **extra) -> None:
-    """The whole training config, as the flow builds it (imports torch, not Prefect): an
-    unknown model or a bad value fails before any server starts."""
-    from fer_core.train.config import TrainConfig
+    """The whole training config, as the flow builds it (imports neither torch nor
+    Prefect): an unknown model or a bad value fails before any server starts."""
+    from fer_core.config.train import TrainConfig
 
     values = TrainConfig.from_file(args.train_config).to_dict() if args.train_config else {}
     overrides = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,

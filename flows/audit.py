@@ -9,6 +9,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import store
 from fer_core.audit import labels as audit_core
+from fer_core.config.audit import AuditConfig
 from fer_core.prepare import ingest
 from tasks.audit import label_issues_task, out_of_sample_task
 
@@ -16,13 +17,18 @@ from tasks.audit import label_issues_task, out_of_sample_task
 @flow(name="audit", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
 def audit(run_dir: str, config_file: str | None = None, store_root: str | None = None,
           review: str | None = None, model: str | None = None, folds: int | None = None,
-          epochs: int | None = None, device: str | None = None) -> dict:
+          epochs: int | None = None, device: str | None = None,
+          options: AuditConfig | None = None) -> dict:
     """Likely label errors among a run's training images: k-fold out-of-sample probabilities
     of a fast model, ranked by cleanlab. ``review`` (relabel | drop) also writes the list a
-    person edits and `fer prepare --config` applies (``review: {file: ...}``)."""
+    person edits and `fer prepare --config` applies (``review: {file: ...}``).
+    ``options``: any AuditConfig keys; those set override ``config_file``'s, and ``model``,
+    ``folds``, ``epochs`` and ``device`` (when given) override both."""
     run = Path(run_dir)
-    cfg = audit_core.load_config(config_file, model=model, folds=folds, epochs=epochs,
-                                 device=device)
+    given = {"model": model, "folds": folds, "epochs": epochs, "device": device}
+    cfg = audit_core.load_config(config_file, **{
+        **(options.model_dump(exclude_unset=True) if options else {}),
+        **{k: v for k, v in given.items() if v is not None}})
     prepared = store.read_json(run / "prepare.json")
     root = ingest.data_root(prepared["config"]["ingest"]["root"])
     manifest = store.ref(run / "manifest.parquet")

@@ -1,6 +1,7 @@
 """The whole method end to end: preparation (sections 4-5), training and evaluation."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: Prefect resolves the flow's parameter types
+# (typed forms in its UI) in the namespace of the wrapper ``rerun_table`` puts around it.
 
 from pathlib import Path
 
@@ -8,7 +9,8 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import store
-from fer_core.prepare.config import build_config
+from fer_core.config.train import TrainConfig
+from fer_core.prepare.config import PrepareOptions, build_config
 from flows.prepare import prepare_sets, raise_if_incomplete
 from flows.train import train_and_evaluate, train_config
 from tasks.caching import rerun_table
@@ -22,12 +24,17 @@ def pipeline(data: str, out: str, classes: str | None = None, class_map: str | N
              device: str | None = None, seed: int | None = None,
              prepare_config: str | None = None, train_config_file: str | None = None,
              store_root: str | None = None, retries: int = 2,
-             dask_address: str | None = None) -> dict:
-    """Labelled face folder -> aligned, balanced sets -> trained, evaluated classifier."""
+             dask_address: str | None = None, prepare: PrepareOptions | None = None,
+             train: TrainConfig | None = None) -> dict:
+    """Labelled face folder -> aligned, balanced sets -> trained, evaluated classifier.
+
+    ``prepare`` (preparation sections) and ``train`` (TrainConfig keys): the keys set in
+    them override the config files'; the parameters above (when given) override both."""
     prep_cfg = build_config(data, file=prepare_config, classes=classes, class_map=class_map,
-                            augment=augment, align=align)
-    tcfg = train_config(train_config_file, model=model, epochs=epochs, batch_size=batch_size,
-                        lr=lr, device=device, random_state=seed)
+                            augment=augment, align=align,
+                            overrides=prepare.overrides() if prepare else None)
+    tcfg = train_config(train_config_file, train, model=model, epochs=epochs,
+                        batch_size=batch_size, lr=lr, device=device, random_state=seed)
     prepared = prepare_sets(prep_cfg, out, store_root, retries=retries,
                             dask_address=dask_address)
     raise_if_incomplete(prepared, retries)  # never train on half-aligned sets

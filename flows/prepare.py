@@ -1,6 +1,7 @@
 """The paper's data preparation (sections 4-5) as a Prefect flow, one line per stage."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: Prefect resolves the flow's parameter types
+# (typed forms in its UI) in the namespace of the wrapper ``rerun_table`` puts around it.
 
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from fer_core import store
 from fer_core.prepare import ingest, subsets
 from fer_core.prepare.align import AlignConfig
-from fer_core.prepare.config import PrepareConfig, build_config
+from fer_core.prepare.config import PrepareConfig, PrepareOptions, build_config
 from fer_core.prepare.split import classes_of
 from fer_core.runtime.device import threads
 from fer_core.store import Ref
@@ -172,14 +173,17 @@ def raise_if_incomplete(result: dict, retries: int) -> None:
 def prepare(data: str, out: str, classes: str | None = None, class_map: str | None = None,
             augment: str = "auto", align: bool = True, config_file: str | None = None,
             store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0,
-            dask_address: str | None = None, subsets: dict[str, str] | None = None) -> dict:
+            dask_address: str | None = None, subsets: dict[str, str] | None = None,
+            options: PrepareOptions | None = None) -> dict:
     """Prepare a labelled face folder as the paper does: manifest to saved, augmented sets.
 
     ``subsets``: named subsets of the test split, ``{name: list file}`` (a relative path is
     relative to the data folder), e.g. ``{"test_private": "test_private.txt"}``.
+    ``options``: preparation sections; the keys set in them override ``config_file``'s.
     """
     cfg = build_config(data, file=config_file, classes=classes, class_map=class_map,
-                       augment=augment, align=align, subsets=subsets)
+                       augment=augment, align=align, subsets=subsets,
+                       overrides=options.overrides() if options else None)
     result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s,
                           dask_address=dask_address)
     raise_if_incomplete(result, retries)

@@ -1,7 +1,8 @@
 """Training and evaluation as a Prefect flow: class-weighted training, then the paper's
 measures (macro-F1, per-class metrics, confusion matrix) on validation and test."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: Prefect resolves the flow's parameter types
+# (typed forms in its UI) in the namespace of the wrapper ``rerun_table`` puts around it.
 
 from pathlib import Path
 
@@ -22,9 +23,12 @@ from tasks.train import (
 )
 
 
-def train_config(config_file: str | None = None, **overrides) -> TrainConfig:
-    """A config file (YAML) with the non-None keyword overrides on top."""
+def train_config(config_file: str | None = None, options: TrainConfig | None = None,
+                 **overrides) -> TrainConfig:
+    """A config file (YAML), then the keys set in ``options``, then the non-None keyword
+    overrides on top."""
     values = TrainConfig.from_file(config_file).to_dict() if config_file else {}
+    values.update(options.model_dump(exclude_unset=True) if options else {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(values)
 
@@ -53,10 +57,13 @@ def data_warnings(run_dir: str) -> list[str]:
 def train(run_dir: str, model: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, device: str | None = None,
           weights: str | None = None, seed: int | None = None, config_file: str | None = None,
-          store_root: str | None = None) -> dict:
-    """Train on the sets `fer prepare` saved in ``run_dir`` and evaluate the best model."""
-    cfg = train_config(config_file, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                       device=device, weights=weights, random_state=seed)
+          store_root: str | None = None, options: TrainConfig | None = None) -> dict:
+    """Train on the sets `fer prepare` saved in ``run_dir`` and evaluate the best model.
+
+    ``options``: any TrainConfig keys; those set override ``config_file``'s, and the
+    parameters above (when given) override both."""
+    cfg = train_config(config_file, options, model=model, epochs=epochs, batch_size=batch_size,
+                       lr=lr, device=device, weights=weights, random_state=seed)
     result = train_and_evaluate(run_dir, cfg, store_root)
     store.write_json(Path(run_dir) / "train.json", {"config": cfg.to_dict(), **result})
     return result

@@ -8,24 +8,15 @@ byte-for-byte duplicate, and two bad files, so every stage and report has work t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
+from fer_core.config.demo import DemoConfig
 from fer_core.prepare.ingest import PAPER_CLASSES
 
 # (mouth curvature, mouth openness, brow tilt) per expression.
 _SHAPES = {"Anger": (-0.3, 0.1, 0.6), "Disgust": (-0.5, 0.0, 0.3), "Fear": (-0.1, 0.6, -0.5),
            "Happiness": (0.8, 0.2, 0.0), "Sadness": (-0.8, 0.0, -0.4), "Surprise": (0.0, 1.0, -0.7)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DemoConfig:
-    per_class: int = 30
-    photo_fraction: float = 0.34  # of each class: tilted real faces for MTCNN
-    size: int = 128
-    random_state: int = 0
 
 
 def demo_images(cfg: DemoConfig) -> list[tuple[str, np.ndarray | bytes]]:

@@ -1,0 +1,48 @@
+"""The base of every config model, and a config section from plain values with one-line
+errors (a config file's section, a command line's options)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class Config(BaseModel):
+    """A frozen config: unknown keys are refused, a field is never reassigned (a changed
+    copy is ``cfg.model_copy(update={...})``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_dict(self) -> dict:
+        return self.model_dump()
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], where: str):
+        """The model of ``values``; an unknown key or a bad value is a ValueError of one
+        line that names ``where`` (e.g. ``prep.yaml [align]``), the key and the known keys."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}")
+        known = sorted(cls.model_fields)
+        unknown = sorted(str(k) for k in set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown}; known: {known}")
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as e:
+            raise ValueError(f"{where}: {one_line(e)}") from None
+
+
+def one_line(error: ValidationError) -> str:
+    """A pydantic error as one line: each bad field, what it should be and what it got."""
+    out: dict[str, list[str]] = {}
+    got: dict[str, str] = {}
+    for e in error.errors():
+        field = str(e["loc"][0]) if e["loc"] else ""
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if msg not in out.setdefault(field, []):
+            out[field].append(msg)
+        got.setdefault(field, repr(e.get("input")))
+    return "; ".join(f"{field + ': ' if field else ''}{' or '.join(msgs)} (got {got[field]})"
+                     for field, msgs in out.items())
