@@ -141,6 +141,9 @@ def _closure(seeds: frozenset[str], root: Path, snapshot: tuple) -> tuple[tuple,
         if name in seen:
             continue
         seen.add(name)
+        parts = name.split(".")  # importing a.b.c runs a's and a.b's __init__ too
+        todo.extend(p for i in range(1, len(parts))
+                    if (p := ".".join(parts[:i])) not in seen and _files(p, root))
         ours, others = _scan(name, root)
         libraries |= others
         todo.extend(ours - seen)
@@ -188,6 +191,10 @@ def _code_version(seeds: frozenset[str], root: Path, snapshot: tuple) -> str:
 def _plain(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if callable(getattr(obj, "model_dump", None)) and not isinstance(obj, type):
+        # A config model (pydantic, fer_core.config): its fields as they are (tuples stay
+        # tuples and become lists below), the same data as the dataclass it replaced.
+        return _plain(obj.model_dump())
     if isinstance(obj, Mapping):
         return {str(k): _plain(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, list | tuple):

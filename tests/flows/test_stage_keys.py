@@ -36,7 +36,8 @@ def test_dependencies_follow_every_import_of_the_closure(tmp_path):
     package): the key changes with deep's source, not with an unrelated module's."""
     root = write_package(tmp_path / "fer_core", {
         "__init__.py": "",
-        "manifest.py": "", "cache.py": "", "store/__init__.py": "",
+        "prepare/__init__.py": "", "prepare/manifest.py": "",
+        "store/__init__.py": "", "store/keys.py": "",
         "stage.py": "import numpy\n\ndef run():\n    from fer_core import helper\n",
         "helper.py": "from fer_core.pkg.inner import f\n",
         "pkg/__init__.py": "", "pkg/inner.py": "from .deep import g\n",
@@ -44,7 +45,8 @@ def test_dependencies_follow_every_import_of_the_closure(tmp_path):
         "unrelated.py": "Y = 1\n",
     })
     deps = cache.dependencies(["stage"], root)
-    assert {"stage", "helper", "pkg", "manifest", "store", "cache"} <= set(deps)
+    assert {"stage", "helper", "pkg", "pkg.inner", "pkg.deep", "prepare", "prepare.manifest",
+            "store", "store.keys"} <= set(deps)
     assert "unrelated" not in deps
     assert set(cache.libraries(["stage"], root)) == {"numpy", "cv2"}
     before = cache.code_version(["stage"], root)
@@ -62,25 +64,27 @@ def test_real_stage_closures_include_what_was_missed_by_hand():
     from fer_core.runtime import device
     from fer_core.train import loop as train
 
-    assert "quality" in cache.dependencies([ingest])  # ingest computes sharpness
+    assert "prepare.quality" in cache.dependencies([ingest])  # ingest computes sharpness
+    # A package counts as its __init__: another stage's module of it is not in the key.
+    assert "prepare.augment" not in cache.dependencies([ingest])
     deps = cache.dependencies([train, models, device, evaluate, checkpoint])
-    assert "train_config" in deps
+    assert "train.config" in deps
     assert {"torch", "torchvision", "numpy"} <= set(
         cache.libraries([train, models, device, evaluate, checkpoint]))
-    assert "facenet_pytorch" in cache.libraries(["align"])
-    assert "skimage" in cache.libraries(["augment"])
-    assert "sklearn" in cache.libraries(["split"])
+    assert "facenet_pytorch" in cache.libraries(["prepare.align"])
+    assert "skimage" in cache.libraries(["prepare.augment"])
+    assert "sklearn" in cache.libraries(["prepare.split"])
 
 
 def test_library_versions_are_in_the_keys(monkeypatch):
-    align_key = cache.stage_key("align", inputs=["x"], modules=["align"])
-    dedup_key = cache.stage_key("duplicates", inputs=["x"], modules=["duplicates"])
+    align_key = cache.stage_key("align", inputs=["x"], modules=["prepare.align"])
+    dedup_key = cache.stage_key("duplicates", inputs=["x"], modules=["prepare.duplicates"])
     real = cache.library_version.__wrapped__
     monkeypatch.setattr(cache, "library_version",
                         lambda name: "9.9.9" if name == "facenet_pytorch" else real(name))
     cache._code_version.cache_clear()
-    assert cache.stage_key("align", inputs=["x"], modules=["align"]) != align_key
-    assert cache.stage_key("duplicates", inputs=["x"], modules=["duplicates"]) == dedup_key
+    assert cache.stage_key("align", inputs=["x"], modules=["prepare.align"]) != align_key
+    assert cache.stage_key("duplicates", inputs=["x"], modules=["prepare.duplicates"]) == dedup_key
 
 
 def test_content_fingerprint_ignores_times_and_sees_bytes(tmp_path):
@@ -194,7 +198,7 @@ def test_a_change_in_a_module_imported_only_indirectly_reruns_the_stage(
     assert stage_table(prepare(**kw))["ingest"] == "cached"
     real = cache.module_source_hash
     monkeypatch.setattr(cache, "module_source_hash", lambda name, root=cache.PACKAGE: (
-        real(name, root) + ("-edited" if name == "quality" else "")))
+        real(name, root) + ("-edited" if name == "prepare.quality" else "")))
     cache._code_version.cache_clear()
     table = stage_table(prepare(**kw))
     assert table["ingest"] == "ran", table
