@@ -46,7 +46,8 @@ from fer_core.runtime.device import (  # noqa: E402
     seed_everything,
     set_threads,
 )
-from fer_core.train.loop import TrainConfig, fit, make_optimizer  # noqa: E402
+from fer_core.train.loop import TrainConfig, fit  # noqa: E402
+from fer_core.train.optim import make_optimizer  # noqa: E402
 
 # Issue 9's targets.
 TARGETS = {"cpu_30min": {"max_wall_seconds": 30 * 60, "min_test_accuracy": 0.67},

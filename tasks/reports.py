@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from prefect import task
 
 from fer_core import store
+from fer_core.audit import reports as audit_reports
 from fer_core.prepare import align, augment, distribution, duplicates, figures, quality, split
-from fer_core.prepare.manifest import KEPT
-from fer_core.store import Ref
+from fer_core.prepare import reports as prepare_reports
+from fer_core.store import Ref, stage_files
 from tasks.caching import result_dir, task_options
-from tasks.prepare import read_manifest, read_resized
 
 
 def _reports_dir(a) -> Path:
@@ -22,7 +21,7 @@ def _reports_dir(a) -> Path:
     store_root = a.get("store_root") or str(Path(a["out_dir"]) / "store")
     return result_dir(store_root, "reports", inputs, None,
                       [align, augment, distribution, duplicates, figures, quality, split,
-                       "near_duplicates", "audit_figures"])
+                       prepare_reports, audit_reports, stage_files])
 
 
 @task(name="reports", task_run_name="reports", **task_options(None))
@@ -33,67 +32,25 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
     published into RUN_DIR/reports (and RUN_DIR/manifest.parquet) without a copy on every
     run: an unchanged rerun draws no figure again."""
     def make(out: Path) -> dict:
-        return {"tables": sorted(_write_reports(manifest, resized, augmented, classes, root,
-                                                out / "reports", near))}
+        m = stage_files.read_manifest(manifest)
+        index = stage_files.read_table(resized, stage_files.INDEX)
+        files, tables = prepare_reports.report_files(
+            m, index, stage_files.read_table(augmented, stage_files.PLAN), classes,
+            lambda path: store.read_image(root, path),
+            lambda positions: stage_files.read_resized(resized, index, positions))
+        if near is not None:  # (ours) the near-duplicate stage's pairs, by the final split
+            pairs = stage_files.read_table(near, stage_files.PAIRS)
+            near_files = audit_reports.near_duplicate_files(
+                m, pairs, lambda path: store.read_image(root, path))
+            files |= {f"{prepare_reports.REPORTS}/{n}": f for n, f in near_files.items()}
+            tables += list(audit_reports.NEAR_TABLES)
+        stage_files.write_files(out, files)
+        return {"tables": sorted(tables)}
 
     saved, _ = store.run_stage(_reports_dir(locals()), make)
-    for path in sorted(Path(saved.path).rglob("*")):
-        rel = path.relative_to(saved.path)
-        if path.is_file() and rel.name != store.DONE:
-            store.publish(path, Path(out_dir) / rel)
+    stage_files.publish_result(saved, out_dir)
     rep = Path(out_dir) / "reports"
     return {name: str(rep / f"{name}.csv") for name in store.result_meta(saved)["tables"]}
-
-
-def _write_reports(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str, ...],
-                   root: str, rep: Path, near: Ref | None) -> list[str]:
-    m = read_manifest(manifest)
-    index = store.read_frame(Path(resized.path) / "index.parquet")
-    plan = store.read_frame(Path(augmented.path) / "plan.parquet")
-    before = index.loc[index["split"] == "train", "label"].to_numpy()
-    dist = distribution.class_distribution(m)
-    aug = augment.augmentation_table(before, plan, classes)
-    tables = {"distribution": dist, "split": split.split_table(m, classes),
-              "alignment": align.alignment_table(m, classes), "augmentation": aug,
-              "sharpness": quality.sharpness_table(m),
-              # (ours) which identical files were labelled differently and what was kept
-              "label_conflicts": duplicates.conflict_table(m)}
-    for name, table in tables.items():
-        store.write_csv(rep / f"{name}.csv", table)
-    per_class = dist[dist["class"] != "Total"]
-    store.write_figure(rep / "fig2_distribution.png", figures.histogram(
-        dict(zip(per_class["class"], per_class["before_dedup"], strict=True)),
-        title="Original data distribution (Figure 2)"))
-    after = aug[aug["class"] != "Total"]
-    store.write_figure(rep / "fig5_augmented_distribution.png", figures.histogram(
-        dict(zip(after["class"], after["after"], strict=True)),
-        title="Augmented training distribution (Figure 5)"))
-    _examples(m, index, resized, root, rep)
-    store.write_frame(rep.parent / "manifest.parquet", m)
-    written = list(tables)
-    if near is not None:  # (ours) the near-duplicate stage's pairs, by the final split
-        from tasks.audit import near_duplicate_reports
-
-        written += list(near_duplicate_reports(m, near, root, rep))
-    return written
-
-
-def _examples(m, index, resized: Ref, root: str, rep: Path) -> None:
-    """Figure 3 (an input face and its pre-processed version) and Figure 4 (its noisy copies)."""
-    live = m[(m["status"] == KEPT) & (m["split"] != "")]
-    live = live[live["split"] == "train"] if (live["split"] == "train").any() else live
-    pick = live[live["aligned"]] if live["aligned"].any() else live
-    if pick.empty:
-        return
-    path = pick["path"].iloc[0]
-    face = read_resized(resized, index, np.flatnonzero(index["path"].to_numpy() == path)[:1])[0]
-    store.write_figure(rep / "fig3_preprocessed.png", figures.example_faces(
-        [store.read_image(root, path), face], ["input", "aligned, 96x96, /255"],
-        title=f"A pre-processed image (Figure 3): {path}"))
-    noisy = [augment.add_noise(face, kind, seed=0) for kind in augment.NOISES]
-    store.write_figure(rep / "fig4_augmented.png", figures.example_faces(
-        [face, *noisy], ["pre-processed", *augment.NOISES],
-        title="Augmented images (Figure 4)"))
 
 
 def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ def _train_dir(a) -> Path:
     inputs = [content_fingerprint(store.sets_dir(a["run_dir"]), memo)]
     if cfg.weights is not None:
         inputs.append(f"weights:{content_fingerprint(cfg.weights, memo)}")
-        cfg = dataclasses.replace(cfg, weights="<content in inputs>")
+        cfg = cfg.model_copy(update={"weights": "<content in inputs>"})
     return result_dir(a["store_root"], "train", inputs, cfg, TRAIN_MODULES)
 
 

@@ -1,5 +1,6 @@
-"""Evaluation: a model scored on saved sets (accuracy, macro-F1, per class, the confusion
-matrix, flip TTA) and the reports written from it.
+"""Evaluation: a model scored on saved sets (``score``: accuracy, macro-F1, per class, the
+confusion matrix, flip TTA, and the reports written from it) and the tables and figures
+drawn from the scores (``figures``).
 
 May import: fer_core.models, fer_core.prepare.resize, fer_core.runtime, fer_core.store,
 torch, scikit-learn, matplotlib.

@@ -1,7 +1,8 @@
-"""Evaluation: predictions, metrics (scikit-learn), confusion matrices and figures.
+"""Evaluation: predictions, metrics (scikit-learn) and the reports stored from them.
 
-Metric and figure functions are pure; ``write_reports`` is the one place that stores them,
-through ``fer_core.store``.
+Prediction and metric functions are pure, and so are the tables and figures drawn from
+them (``fer_core.evaluate.figures``); ``write_reports`` and ``write_cross_reports`` are the
+places that store them, through ``fer_core.store``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -23,6 +23,7 @@ from sklearn.metrics import (
 from torch import nn
 
 from fer_core import store
+from fer_core.evaluate.figures import confusion_figure, confusion_frame, curves_figure
 from fer_core.prepare.resize import SCALE
 from fer_core.runtime.device import autocast
 
@@ -185,66 +186,6 @@ def _scored_over(y_true, y_pred, rows: np.ndarray, cols: np.ndarray,
         "true_classes": [names[c] for c in rows],
         "predicted_classes": [names[c] for c in cols],
     }
-
-
-def confusion_frame(confusion: Sequence[Sequence[int]], classes: Sequence[str],
-                    predicted: Sequence[str] | None = None) -> pd.DataFrame:
-    """Rows = true class, columns = predicted class (``predicted``, default the same
-    classes), first column names the true class."""
-    df = pd.DataFrame(np.asarray(confusion, dtype=np.int64),
-                      columns=list(classes if predicted is None else predicted))
-    df.insert(0, "true", list(classes))
-    return df
-
-
-def per_class_frame(metrics: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"class": c, **v} for c, v in metrics["per_class"].items()])
-
-
-# ---------------------------------------------------------------- figures (pure)
-
-
-def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], *,
-                     title: str = "", predicted: Sequence[str] | None = None) -> Figure:
-    """Row-normalised confusion matrix (recall on the diagonal), counts in the cells;
-    ``predicted`` names the columns when they are not ``classes``."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    cols = list(classes if predicted is None else predicted)
-    n, k = len(classes), len(cols)
-    fig = Figure(figsize=(1.1 * k + 2, 1.1 * n + 1.5))
-    ax = fig.add_subplot()
-    im = ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
-    ax.set_xticks(range(k), cols, rotation=45, ha="right")
-    ax.set_yticks(range(n), list(classes))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(n):
-        for j in range(k):
-            ax.text(j, i, f"{int(cm[i, j])}\n{rates[i, j]:.0%}", ha="center", va="center",
-                    fontsize=8, color="white" if rates[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def curves_figure(history: pd.DataFrame) -> Figure:
-    """Loss, accuracy and macro-F1 per epoch, train against validation."""
-    fig = Figure(figsize=(13, 3.8))
-    panels = (("loss", "train_loss", "val_loss"), ("accuracy", "train_acc", "val_acc"),
-              ("macro-F1", None, "val_macro_f1"))
-    for k, (title, train_col, val_col) in enumerate(panels):
-        ax = fig.add_subplot(1, 3, k + 1)
-        if train_col:
-            ax.plot(history["epoch"], history[train_col], marker=".", label="train")
-        ax.plot(history["epoch"], history[val_col], marker=".", label="val")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 # ---------------------------------------------------------------- reports (writes)

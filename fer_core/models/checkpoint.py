@@ -20,6 +20,7 @@ from torch import nn
 
 from fer_core import store
 from fer_core.models.registry import create_model, model_spec
+from fer_core.models.spec import trained_spec
 
 FORMAT_VERSION = 1
 PACKAGE = "fer-pipeline"
@@ -96,10 +97,18 @@ def is_grayscale(meta: dict) -> bool:
 
 
 def checkpoint_meta(*, model_name: str, classes: tuple[str, ...], config: dict,
-                    epoch: int, metrics: dict, grayscale: bool = False) -> dict:
+                    epoch: int, metrics: dict, grayscale: bool = False,
+                    prepared: dict | None = None) -> dict:
+    """A checkpoint's metadata; ``prepared``: the preparation config of the faces it was
+    trained on (prepare.json's ``config``), which its face spec follows."""
+    spec = model_spec(model_name)
+    face = trained_spec(input_size=spec.input_size, grayscale=grayscale, mean=spec.mean,
+                        std=spec.std, hflip_tta=bool(config.get("hflip_tta")),
+                        prepared=prepared)
     return {"format": FORMAT_VERSION, "model": model_name, "classes": list(classes),
             "num_classes": len(classes),
             "preprocessing": preprocessing(model_name, grayscale=grayscale),
+            "face_spec": face.model_dump(mode="json"),
             "config": config, "epoch": epoch, "metrics": metrics,
             "code_version": code_version(), "torch": torch.__version__}
 

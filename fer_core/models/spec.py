@@ -83,3 +83,16 @@ def face_spec(meta: dict) -> FaceSpec:
         grayscale=bool(grey["value"] if isinstance(grey, dict) else grey),
         mean=tuple(norm.get("mean", (0.5, 0.5, 0.5))), std=tuple(norm.get("std", (0.25,) * 3)),
         tta="hflip" if meta.get("config", {}).get("hflip_tta") else "none")
+
+
+def trained_spec(*, input_size: int, grayscale: bool, mean, std, hflip_tta: bool,
+                 prepared: dict | None) -> FaceSpec:
+    """The spec of a model trained now, on faces prepared with ``prepared`` (the ``config``
+    of the run's prepare.json; None: the defaults): preparation checks landmarks, aligns
+    unless its ``align.enabled`` is off, and rotates with its ``resize.border``."""
+    prep = prepared or {}
+    align, resize = prep.get("align") or {}, prep.get("resize") or {}
+    return FaceSpec(landmark_checks=True, align=bool(align.get("enabled", True)),
+                    border=resize.get("border", "replicate"), input_size=input_size,
+                    grayscale=grayscale, mean=tuple(mean), std=tuple(std),
+                    tta="hflip" if hflip_tta else "none")

@@ -4,6 +4,6 @@ Holds the manifest (one row per input file), ingest, review, SHA-1 duplicates, n
 the split, sharpness per split, face detection and alignment, resizing, augmentation, test
 subsets, one-hot labels, the paper's Tables and Figures, and the preparation config.
 
-May import: fer_core.store, fer_core.runtime, numpy, pandas, OpenCV, scikit-image,
-scikit-learn, imagehash, torch and facenet-pytorch (MTCNN). Never Prefect.
+May import: fer_core.config, fer_core.store, fer_core.runtime, numpy, pandas, OpenCV,
+scikit-image, scikit-learn, imagehash, torch and facenet-pytorch (MTCNN). Never Prefect.
 """

@@ -12,7 +12,7 @@ Table 5, whose every count it reproduces exactly (fractions are floored).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from skimage.util import random_noise
 
+from fer_core.config.augment import NOISES, AugmentConfig  # noqa: F401  (re-exported)
 from fer_core.prepare.distribution import with_total
 
-NOISES = ("poisson", "speckle", "gaussian")
 PLAN_NAMES = ("auto", "paper", "balance", "none")
 
 
@@ -40,18 +40,6 @@ PAPER_PLAN: dict[str, ClassPlan] = {
     "Sadness": ClassPlan(fraction=0.10, mode="replace"),
     "Surprise": ClassPlan(fraction=0.20, mode="add"),
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class AugmentConfig:
-    # "auto": the paper's preset for the paper's six classes, "balance" otherwise;
-    # or a mapping class -> {"fraction": f, "mode": "add"|"replace"}.
-    plan: str | Mapping[str, Mapping] = "auto"
-    noises: tuple[str, ...] = NOISES
-    # Under "balance", the largest class has this fraction replaced per noise, as the
-    # paper did for Sadness, so every class sees noise.
-    largest_replace_fraction: float = 0.1
-    random_state: int = 0
 
 
 def resolve_plan(cfg: AugmentConfig, counts: Mapping[str, int]) -> dict[str, ClassPlan]:
@@ -150,6 +138,32 @@ def render_batch(images: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
                                                strict=True)):
         out[i] = add_noise(images[src], noise, int(seed))
     return out
+
+
+RENDER_CHUNK = 1024  # augmented images rendered at a time
+
+
+def training_plan(index: pd.DataFrame, classes: tuple[str, ...],
+                  cfg: AugmentConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    """The augmented training set of the images that ``index`` (path, split, label, one row
+    per stored image) puts in ``train``: its rows (``plan_augmentation``, each with its
+    source's ``path``), and the positions in ``index`` that ``source`` counts."""
+    train = np.flatnonzero(index["split"].to_numpy() == "train")
+    rows = plan_augmentation(index["label"].to_numpy()[train], classes, cfg)
+    rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"].to_numpy()])
+    return rows, train
+
+
+def render_chunks(rows: pd.DataFrame, positions: np.ndarray,
+                  read: Callable[[np.ndarray], np.ndarray],
+                  chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
+    """The augmented images of ``rows``, ``chunk`` at a time. ``read(p)`` gives the stored
+    images at positions ``p`` (``positions[source]``): only one chunk's sources are ever
+    in memory, never the whole pre-augmented set."""
+    for start in range(0, len(rows), chunk):
+        part = rows.iloc[start:start + chunk]
+        images = read(positions[part["source"].to_numpy()])
+        yield render_batch(images, part.assign(source=np.arange(len(part))))
 
 
 def augmentation_table(labels: np.ndarray, rows: pd.DataFrame,

@@ -1,4 +1,5 @@
-"""The preparation config: one frozen section per stage, loadable from a YAML/JSON file.
+"""The preparation config from a YAML/JSON file and command-line options (the schema, one
+frozen section per stage, is fer_core.config.prepare).
 
 Beside the stage sections a file may name test subsets, ``subsets: {NAME: LIST_FILE}``
 (LIST_FILE relative to the data folder), e.g. ``subsets: {test_private: test_private.txt}``.
@@ -6,63 +7,17 @@ Beside the stage sections a file may name test subsets, ``subsets: {NAME: LIST_F
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_core import store
+from fer_core.config.prepare import SECTIONS, SUBSETS, PrepareConfig, PrepareOptions
 from fer_core.prepare import ingest
-from fer_core.prepare.align import AlignConfig
-from fer_core.prepare.augment import AugmentConfig
-from fer_core.prepare.duplicates import DedupConfig
-from fer_core.prepare.ingest import IngestConfig, resolve_class_map, resolve_classes
-from fer_core.prepare.near_duplicates import NearDupConfig
-from fer_core.prepare.quality import QualityConfig
-from fer_core.prepare.resize import ResizeConfig
-from fer_core.prepare.review import ReviewConfig
-from fer_core.prepare.split import SplitConfig
-from fer_core.prepare.subsets import SubsetSpec, specs_from
+from fer_core.prepare.ingest import resolve_class_map, resolve_classes
+from fer_core.prepare.subsets import specs_from
 
-SECTIONS = {"ingest": IngestConfig, "review": ReviewConfig, "dedup": DedupConfig,
-            "near_duplicates": NearDupConfig, "split": SplitConfig,
-            "quality": QualityConfig, "align": AlignConfig, "resize": ResizeConfig,
-            "augment": AugmentConfig}
-
-
-@dataclass(frozen=True, kw_only=True)
-class PrepareConfig:
-    ingest: IngestConfig
-    # (ours) a person's relabels and drops from `fer audit`, applied after ingest
-    review: ReviewConfig = field(default_factory=ReviewConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    near_duplicates: NearDupConfig = field(default_factory=NearDupConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    align: AlignConfig = field(default_factory=AlignConfig)
-    resize: ResizeConfig = field(default_factory=ResizeConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # Named subsets of the held-out test split, saved as row indices (fer_core.prepare.subsets).
-    subsets: tuple[SubsetSpec, ...] = ()
-    # Every kept image is a test image, nothing is split off for training: a dataset that
-    # is only scored (cross-dataset evaluation).
-    all_test: bool = False
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _section(cls, values: Mapping, where: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-    tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
-    return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v
-                  for k, v in values.items()})
-
-
-SUBSETS = "subsets"
+__all__ = ["SECTIONS", "SUBSETS", "PrepareConfig", "PrepareOptions", "build_config",
+           "evaluation_config"]
 
 
 def build_config(data: str, *, file: str | Path | None = None, classes=None, class_map=None,
@@ -75,7 +30,7 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     ``subsets`` ({name: list file}) adds to or replaces the file's; a relative list path is
     relative to the data folder. A list file that does not exist is an error here.
     """
-    raw = {k: dict(v) for k, v in (store.read_yaml(file) or {} if file else {}).items()}
+    raw = {k: dict(v or {}) for k, v in (store.read_yaml(file) or {} if file else {}).items()}
     unknown = sorted(set(raw) - set(SECTIONS) - {SUBSETS})
     if unknown:
         raise ValueError(f"{file}: unknown section(s) {unknown}; known: "
@@ -106,7 +61,7 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
             raise FileNotFoundError(f"review file {review['file']} not found")
         review["file"] = str(Path(review["file"]).resolve())
     where = str(file or "options")
-    return PrepareConfig(**{name: _section(cls, raw.get(name, {}), f"{where} [{name}]")
+    return PrepareConfig(**{name: cls.from_values(raw.get(name, {}), f"{where} [{name}]")
                             for name, cls in SECTIONS.items()},
                          subsets=specs, all_test=all_test)
 

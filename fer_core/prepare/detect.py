@@ -19,23 +19,22 @@ Passes, each only over the images that every earlier pass missed:
 
 Whatever a pass finds is checked against the geometry of a face (``implausible``):
 landmarks that fail are not trusted, the image stays unaligned, and the reason is kept.
+O-Net on crops, and the box and image geometry the passes share, are in
+``fer_core.prepare.onet``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from fer_core.prepare.align import AlignConfig
+from fer_core.config.align import AlignConfig
+from fer_core.prepare import onet
 
 PASSES = ("mtcnn", "padded", "crop", "rotated")
-_ONET_SIZE = 48  # O-Net's input, and the normalisation MTCNN trained it with
-_ONET_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -130,28 +129,23 @@ def levelled(images: list[np.ndarray], found: list[Found | None], detector,
     for i in idx:
         face, image = found[i], images[i]
         turn = rotation_matrix(face.points[0], face.points[1])
-        level = _warped(image, turn)
-        box = _square(face.box)
+        level = onet.warped(image, turn)
+        box = onet.square(face.box)
         mid = cv2.transform(((box[:2] + box[2:]) / 2)[None, None], turn)[0, 0]
         half = (box[2:] - box[:2]) / 2
         box = np.concatenate([mid - half, mid + half])
         turns.append(turn)
         boxes.append(box)
-        crops.append(_crop(level, box))
-    _, pts, prob = _onet(np.stack(crops), detector)
+        crops.append(onet.crop(level, box))
+    _, pts, prob = onet.outputs(np.stack(crops), detector)
     out = list(found)
     for k, i in enumerate(idx):
         if prob[k] < cfg.crop_threshold:
             continue  # not a face to O-Net once levelled: keep the first estimate
         back = cv2.invertAffineTransform(turns[k])
-        points = cv2.transform(_points(boxes[k], pts[k])[None], back)[0]
+        points = cv2.transform(onet.landmarks_in(boxes[k], pts[k])[None], back)[0]
         out[i] = Found(found[i].prob, points, found[i].box)
     return out
-
-
-def _points(box: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    side = box[2:] - box[:2]
-    return np.stack([box[0] + pts[:5] * side[0], box[1] + pts[5:] * side[1]], 1)
 
 
 def implausible(face: Found, cfg: AlignConfig) -> str:
@@ -210,7 +204,7 @@ def crop_pass(images: list[np.ndarray], detector, cfg: AlignConfig) -> list[Foun
     if not images:
         return []
     first = _best_boxes(images, [_centre_boxes(img.shape, cfg) for img in images], detector)
-    refined = _best_boxes(images, [[_square(f.box)] for f in first], detector)
+    refined = _best_boxes(images, [[onet.square(f.box)] for f in first], detector)
     best = [b if b.prob >= a.prob else a for a, b in zip(first, refined, strict=True)]
     return [f if f.prob >= cfg.crop_threshold else None for f in best]
 
@@ -218,8 +212,8 @@ def crop_pass(images: list[np.ndarray], detector, cfg: AlignConfig) -> list[Foun
 def rotated_pass(images: list[np.ndarray], detector, cfg: AlignConfig) -> list[Found | None]:
     best: list[Found | None] = [None] * len(images)
     for degrees in cfg.rotations:
-        turns = [_turn(img.shape, degrees) for img in images]
-        turned = [_warped(img, m) for img, m in zip(images, turns, strict=True)]
+        turns = [onet.turn(img.shape, degrees) for img in images]
+        turned = [onet.warped(img, m) for img, m in zip(images, turns, strict=True)]
         for i, face in enumerate(crop_pass(turned, detector, cfg)):
             if face is not None and (best[i] is None or face.prob > best[i].prob):
                 best[i] = _unturned(face, turns[i])
@@ -244,87 +238,18 @@ def _centre_boxes(shape, cfg: AlignConfig) -> list[np.ndarray]:
 
 def _best_boxes(images: list[np.ndarray], boxes: list[list[np.ndarray]], detector) -> list[Found]:
     """O-Net on every box of every image; each image's most face-like box, regressed."""
-    crops = [_crop(img, b) for img, bs in zip(images, boxes, strict=True) for b in bs]
-    reg, pts, prob = _onet(np.stack(crops), detector)
+    crops = [onet.crop(img, b) for img, bs in zip(images, boxes, strict=True) for b in bs]
+    reg, pts, prob = onet.outputs(np.stack(crops), detector)
     out, k = [], 0
     for bs in boxes:
         j = k + int(np.argmax(prob[k:k + len(bs)]))
         box = bs[j - k]
         side = box[2:] - box[:2]
-        points = _points(box, pts[j])
+        points = onet.landmarks_in(box, pts[j])
         moved = box + reg[j] * np.concatenate([side, side])  # O-Net's box regression
         out.append(Found(float(prob[j]), points, moved))
         k += len(bs)
     return out
-
-
-def _onet(crops: np.ndarray, detector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import torch
-
-    regs, points, probs = [], [], []
-    device = getattr(detector, "device", "cpu")
-    onet = _frozen_onet(detector)
-    with torch.inference_mode():
-        for s in range(0, len(crops), _ONET_CHUNK):
-            x = torch.from_numpy(crops[s:s + _ONET_CHUNK]).to(device).permute(0, 3, 1, 2)
-            # channels_last: O-Net's ceil-mode max pools run ~2x faster on the CPU so.
-            x = ((x.float() - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
-            reg, pts, prob = onet(x)
-            regs.append(reg.cpu().numpy())
-            points.append(pts.cpu().numpy())
-            probs.append(prob[:, 1].cpu().numpy())
-    return np.concatenate(regs), np.concatenate(points), np.concatenate(probs)
-
-
-def _frozen_onet(detector):
-    """O-Net traced, frozen and fused by torch for inference, once per detector (CPU).
-
-    The retries and the levelling run O-Net on ~1.2 crops per image; fused, it takes 0.35
-    instead of 0.52 ms a crop on 2 cores, with outputs equal to 3e-7. Weights ship inside
-    facenet-pytorch; nothing is downloaded or written.
-    """
-    import torch
-
-    onet = getattr(detector, "_fer_frozen_onet", None)
-    if onet is not None:
-        return onet
-    onet = detector.onet
-    if torch.device(getattr(detector, "device", "cpu")).type == "cpu":
-        example = torch.zeros(8, 3, _ONET_SIZE, _ONET_SIZE).contiguous(
-            memory_format=torch.channels_last)
-        with torch.inference_mode(False), torch.no_grad():
-            traced = torch.jit.trace(onet.eval(), example, check_trace=False)
-            onet = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-    detector._fer_frozen_onet = onet
-    return onet
-
-
-def _crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The box's pixels at O-Net's size, edges replicated where the box leaves the image."""
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    h, w = image.shape[:2]
-    top, left = max(0, -y0), max(0, -x0)
-    bottom, right = max(0, y1 - h), max(0, x1 - w)
-    part = image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
-    if top or left or bottom or right:
-        part = cv2.copyMakeBorder(part, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    return cv2.resize(part, (_ONET_SIZE, _ONET_SIZE), interpolation=cv2.INTER_AREA)
-
-
-def _square(box: np.ndarray) -> np.ndarray:
-    centre, side = (box[:2] + box[2:]) / 2, float(np.max(box[2:] - box[:2]))
-    return np.concatenate([centre - side / 2, centre + side / 2])
-
-
-def _turn(shape, degrees: float) -> np.ndarray:
-    h, w = shape[:2]
-    return cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-
-
-def _warped(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """The image under an affine map, same size, edges replicated."""
-    return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _unturned(face: Found, turn: np.ndarray) -> Found:

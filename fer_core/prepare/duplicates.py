@@ -8,24 +8,14 @@ over a training folder's mislabel would change the benchmark, 7,178 -> 7,065 on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import pandas as pd
 
+from fer_core.config.duplicates import DedupConfig
 from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED
 
 TEST = "test"
 CONFLICT = "label conflict"
 CONFLICT_COLUMNS = ["path", "subset", "class", "conflicting_path", "conflicting_class", "action"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class DedupConfig:
-    # The same bytes under two labels within one subset cannot both be right: drop every
-    # copy ("drop"), or keep the first copy in path order and its label ("keep_first").
-    # A group with test copies keeps all of them (see find_duplicates).
-    on_conflict: Literal["drop", "keep_first"] = "drop"
 
 
 def find_duplicates(manifest: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:

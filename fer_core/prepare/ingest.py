@@ -11,60 +11,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fer_core import store
+from fer_core.config.ingest import (  # noqa: F401  (its config and presets, re-exported)
+    CLASS_MAPS,
+    CLASS_SETS,
+    IMAGE_EXTENSIONS,
+    PAPER_CLASSES,
+    IngestConfig,
+    resolve_class_map,
+    resolve_classes,
+)
 from fer_core.prepare.manifest import REJECTED, new_rows
 from fer_core.prepare.quality import sharpness
 
-IMAGE_EXTENSIONS = store.IMAGE_SUFFIXES
 SUBSETS = ("train", "test")
-
-# The paper's six basic expressions (Ekman), in its names.
-PAPER_CLASSES = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
-CLASS_MAPS: dict[str, dict[str, str]] = {
-    "fer2013": {"angry": "Anger", "disgust": "Disgust", "fear": "Fear", "happy": "Happiness",
-                "sad": "Sadness", "surprise": "Surprise", "neutral": "Neutral"},
-}
-CLASS_SETS: dict[str, tuple[str, ...]] = {"paper": PAPER_CLASSES}
-
-
-@dataclass(frozen=True, kw_only=True)
-class IngestConfig:
-    root: str
-    class_map: Mapping[str, str] = field(default_factory=dict)
-    classes: tuple[str, ...] | None = None  # after mapping; None keeps every class
-    min_size: int = 16
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
-    workers: int = 2
-
-
-def resolve_class_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
-    """A preset name (``fer2013``), ``a=B,c=D`` pairs, or a mapping."""
-    if not spec:
-        return {}
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    if spec in CLASS_MAPS:
-        return dict(CLASS_MAPS[spec])
-    pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
-    if not all(len(p) == 2 for p in pairs):
-        raise ValueError(f"class map {spec!r}: expected a preset {sorted(CLASS_MAPS)} or a=B,c=D")
-    return {a.strip(): b.strip() for a, b in pairs}
-
-
-def resolve_classes(spec: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    if spec is None or spec == "" or spec == "all":
-        return None
-    if isinstance(spec, str):
-        return CLASS_SETS.get(spec) or tuple(c.strip() for c in spec.split(",") if c.strip())
-    return tuple(spec)
 
 
 def ingest(cfg: IngestConfig, *, progress: Callable | None = None) -> pd.DataFrame:
@@ -281,3 +248,12 @@ def _reason_kind(reasons: pd.Series) -> pd.Series:
 def data_root(path: str | os.PathLike) -> str:
     p = Path(path)
     return str(p.parent if p.is_file() else p)
+
+
+def reuse_key(cfg: IngestConfig) -> str:
+    """What an earlier ingest's per-file inspections (its files table) are valid for: the
+    same folder, the same ingest code (its whole closure) and the same minimum size."""
+    from fer_core.store.keys import stage_key
+
+    return stage_key("ingest-files", inputs=[str(Path(cfg.root).resolve())],
+                     config={"min_size": cfg.min_size}, modules=[__name__])

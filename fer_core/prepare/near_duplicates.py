@@ -17,8 +17,6 @@ faces falsely paired; without the probes or the 256-bit check one of the two fai
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import imagehash
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fer_core.config.near_duplicates import NearDupConfig
 from fer_core.prepare.manifest import DUPLICATE, KEPT
 
 TEST = "test"
@@ -35,22 +34,6 @@ WORK = 48  # every image is hashed as a 48x48 grey face: FER2013's size, and pro
 # copied edge pixels, which its original does not have (measured: 89% recall, 96% without).
 MARGIN = 4
 PAIR_COLUMNS = ["a", "b", "probe", "distance", "fine_distance"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class NearDupConfig:
-    # report: list the pairs, drop nothing. drop_train: the training image of a train/test
-    # pair is marked a duplicate of the test image (a test image is never dropped).
-    policy: Literal["report", "drop_train"] = "report"
-    max_distance: int = 10         # bits of the 64-bit phash (pairs are bucketed on it)
-    max_fine_distance: int = 72    # bits of the 256-bit phash of the same pair
-    shift: float = 2.0             # probes: the held-out image moved by -s, 0, +s pixels...
-    scales: tuple[float, ...] = (0.93, 1.08)  # ...and scaled about its centre
-    # Which images are also hashed at the probes: the held-out test ones (compared with the
-    # other subsets), every image (compared with all: 11x the hashing), or none.
-    probe: Literal["held_out", "all", "none"] = "held_out"
-    chunk: int = 1024              # images read and hashed at a time (bounded memory)
-    block_radius: int = 1          # search: see _matches
 
 
 def probes(cfg: NearDupConfig) -> list[tuple[float, float, float]]:
@@ -210,7 +193,7 @@ def confirm(cands: pd.DataFrame, fine: list[dict[int, np.ndarray]],
 def find_pairs(images: list[np.ndarray], subsets: np.ndarray,
                cfg: NearDupConfig) -> pd.DataFrame:
     """Near-duplicate pairs among images in memory (the stage reads them in chunks:
-    tasks/audit.py); positions a < b into ``images``."""
+    fer_core.prepare.near_search); positions a < b into ``images``."""
     coarse = coarse_hashes(images, cfg, probed=probed(subsets, cfg))
     cands = candidates(coarse, subsets, cfg)
     return confirm(cands, fine_hashes(images, wanted_fine(cands, len(images)), cfg), cfg)

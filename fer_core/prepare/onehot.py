@@ -10,6 +10,4 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must be in [0, {n_classes}), got {labels.min()}..{labels.max()}")
-    out = np.zeros((labels.size, n_classes), np.uint8)
-    out[np.arange(labels.size), labels] = 1
-    return out
+    return np.eye(n_classes, dtype=np.uint8)[labels.reshape(-1)]

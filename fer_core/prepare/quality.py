@@ -9,27 +9,16 @@ medians are far apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core.config.quality import QualityConfig
 from fer_core.prepare.manifest import KEPT
 
 # Every image is resized to the pipeline's own resolution first, so images of different
 # sizes are scored on one scale (the Laplacian's variance depends on the pixel grid).
 SHARPNESS_SIZE = 96
-
-
-@dataclass(frozen=True, kw_only=True)
-class QualityConfig:
-    # At 96x96, FER2013's sharp test faces score a median of ~100 and its blurred train
-    # ones ~1.8 (55x). On the test faces a Gaussian blur of sigma 0.7 px (at 48x48)
-    # divides the median by ~4, sigma 1 by ~10, sigma 3.3 by ~60: 10 flags blur of a
-    # pixel or more and leaves ordinary variety alone.
-    max_sharpness_ratio: float = 10.0
-    min_images: int = 20  # fewer images per split make the median noise
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -54,7 +43,8 @@ def sharpness_table(manifest: pd.DataFrame) -> pd.DataFrame:
                                        "sharpness_p90"])
 
 
-def sharpness_warnings(table: pd.DataFrame, cfg: QualityConfig = QualityConfig()) -> list[str]:
+def sharpness_warnings(table: pd.DataFrame,
+                       cfg: QualityConfig = QualityConfig()) -> list[str]:  # noqa: B008
     """One line when the sharpest and the blurriest split differ by more than the ratio."""
     big = table[table["images"] >= cfg.min_images]
     if len(big) < 2:
@@ -67,3 +57,9 @@ def sharpness_warnings(table: pd.DataFrame, cfg: QualityConfig = QualityConfig()
             f"(median sharpness {lo['sharpness_median']:g} vs {hi['sharpness_median']:g}, "
             f"{ratio:.0f}x; see reports/sharpness.csv): a model trained on one and scored "
             "on the other measures the blur; check how the data was exported"]
+
+
+def split_warnings(manifest: pd.DataFrame, cfg: QualityConfig = QualityConfig()  # noqa: B008
+                   ) -> list[str]:
+    """The quality stage: ``sharpness_warnings`` of the manifest's ``sharpness_table``."""
+    return sharpness_warnings(sharpness_table(manifest), cfg)

@@ -6,21 +6,14 @@ the paper's values at a quarter of the memory, and no float32 copy of a whole se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core.config.resize import ResizeConfig
 from fer_core.prepare.align import align_face
 
 SCALE = 255.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResizeConfig:
-    size: int = 96
-    border: str = "replicate"  # for the alignment rotation, as AlignConfig.border
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:

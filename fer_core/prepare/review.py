@@ -8,22 +8,14 @@ file stays kept, a dropped one is rejected), so the change is never silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
+from fer_core.config.review import ReviewConfig  # noqa: F401  (its config, re-exported)
 from fer_core.prepare.manifest import KEPT, REJECTED
 
 ACTIONS = ("relabel", "drop", "keep")
 COLUMNS = ["path", "action", "new_class"]
 RELABELLED, DROPPED = "relabelled on review", "dropped on review"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReviewConfig:
-    # A CSV with columns path (as in the manifest), action (relabel | drop | keep) and
-    # new_class (for relabel); a relative path is taken from the working folder.
-    file: str | None = None
 
 
 def check_review(review: pd.DataFrame, manifest: pd.DataFrame, source: str) -> pd.DataFrame:

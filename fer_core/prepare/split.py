@@ -6,20 +6,13 @@ subset (FER2013 / RAF-DB layouts) is kept whole as the test set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
+from fer_core.config.split import SplitConfig
 from fer_core.prepare.distribution import with_total
 from fer_core.prepare.manifest import KEPT
-
-
-@dataclass(frozen=True, kw_only=True)
-class SplitConfig:
-    val_fraction: float = 0.2
-    random_state: int = 0
 
 
 def encode_labels(manifest: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -70,3 +63,8 @@ def split_table(manifest: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFram
 def classes_of(manifest: pd.DataFrame) -> tuple[str, ...]:
     """The encoder's classes (sorted names of kept images), as encode_labels fits them."""
     return tuple(sorted(str(c) for c in manifest.loc[manifest["status"] == KEPT, "class"].unique()))
+
+
+def encode_and_split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
+    """The split stage: LabelEncoder codes (``encode_labels``), then the split (``split``)."""
+    return split(encode_labels(manifest)[0], cfg)

@@ -16,22 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_core.config.subsets import PARENT, SubsetSpec
 from fer_core.prepare.manifest import KEPT
 
-PARENT = "test"
 RESERVED = ("train", "val", "test")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubsetSpec:
-    """``name``: how reports call it (``test_private``); ``list_path``: a text file with one
-    image path per line, relative to the data folder (blank lines and ``#`` comments are
-    skipped); the subset holds the listed images of the ``parent`` split."""
-
-    name: str
-    list_path: str
-    parent: str = PARENT
 
 
 def check_name(name: str) -> str:

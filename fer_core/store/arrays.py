@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ __all__ = [
     "load_set",
     "read_sets_meta",
     "evaluation_splits",
+    "prepared_config",
     "publish",
 ]
 
@@ -35,17 +38,39 @@ SETS_META = "meta.json"
 
 
 class ArrayWriter:
-    """Stream equal-shaped uint8 rows into an ``.npy`` file without holding them in memory."""
+    """Stream equal-shaped rows into an ``.npy`` file without holding them in memory.
+
+    numpy lays the file out (``open_memmap``: the header ``np.save`` writes, then the rows)
+    at a temporary path beside ``path``, which ``close`` renames onto it. Each ``append``
+    maps the file, copies its rows in and unmaps it again: a map held open would count
+    every page written so far in the process's resident memory.
+    """
 
     def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype=np.uint8):
         self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
         self.written = 0
-        self._cm = atomic_path(self.path)
-        tmp = self._cm.__enter__()
-        self._f = open(tmp, "wb")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": self.shape}
-        np.lib.format.write_array_header_1_0(self._f, header)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            mm = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=self.dtype,
+                                           shape=self.shape)
+            offset, size = mm.offset, mm.nbytes
+            del mm
+            # Claim the disk now: a write through a map onto a full disk is a SIGBUS that
+            # kills the process, where a reservation that fails is an OSError here.
+            if size and hasattr(os, "posix_fallocate"):
+                with open(self._tmp, "r+b") as f:
+                    try:
+                        os.posix_fallocate(f.fileno(), offset, size)
+                    except OSError as e:  # a file system that cannot reserve: go on
+                        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+                            raise
+        except BaseException:
+            self._discard()
+            raise
 
     def append(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
@@ -53,21 +78,25 @@ class ArrayWriter:
             raise ValueError(f"{self.path}: rows of shape {rows.shape[1:]} != {self.shape[1:]}")
         if self.written + len(rows) > self.shape[0]:
             raise ValueError(f"{self.path}: more than the {self.shape[0]} rows declared")
-        self._f.write(rows.tobytes())
+        if len(rows):
+            mm = np.lib.format.open_memmap(self._tmp, mode="r+")
+            mm[self.written:self.written + len(rows)] = rows
+            del mm
         self.written += len(rows)
 
     def close(self) -> Ref:
-        self._f.close()
         if self.written != self.shape[0]:
-            self._cm.__exit__(ValueError, ValueError("short write"), None)
+            self._discard()
             raise ValueError(f"{self.path}: wrote {self.written} of {self.shape[0]} rows")
-        self._cm.__exit__(None, None, None)
+        os.replace(self._tmp, self.path)
         return ref(self.path)
 
     def abort(self) -> None:
-        self._f.close()
-        with contextlib.suppress(ValueError):
-            self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        self._discard()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
 
 
 def write_array(path: str | os.PathLike, arr: np.ndarray) -> Ref:
@@ -179,6 +208,15 @@ def evaluation_splits(run_dir: str | os.PathLike) -> tuple[str, ...]:
     splits = [s for s in ("val", "test") if meta["splits"].get(s)]
     return (*splits, *(name for name, sub in (meta.get("subsets") or {}).items()
                        if sub.get("n") and sub["parent"] in splits))
+
+
+def prepared_config(run_dir: str | os.PathLike) -> dict | None:
+    """The preparation config a run folder's sets were made with (prepare.json's
+    ``config``), or None for a folder without one."""
+    try:
+        return read_json(Path(run_dir) / "prepare.json").get("config")
+    except FileNotFoundError:
+        return None
 
 
 def publish(src: str | os.PathLike, dst: str | os.PathLike) -> None:

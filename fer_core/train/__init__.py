@@ -1,5 +1,7 @@
-"""Training: its config (one frozen schema) and the loop (train_one_epoch, evaluate per
-epoch, a checkpoint that resumes, class weights, early stopping).
+"""Training: its config (one frozen schema), the loop (``loop``: train_one_epoch, evaluate
+per epoch, a checkpoint that resumes, early stopping) and what it optimises (``optim``:
+class weights, the optimiser, the learning-rate schedule).
 
-May import: fer_core.models, fer_core.evaluate, fer_core.runtime, fer_core.store, torch.
+May import: fer_core.config, fer_core.models, fer_core.evaluate, fer_core.runtime, fer_core.store,
+torch.
 """

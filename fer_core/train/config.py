@@ -1,123 +1,21 @@
-"""The training config: everything that decides a run, loadable from a YAML file."""
+"""The training config: everything that decides a run, loadable from a YAML file.
+
+The schema is fer_core.config.train (torch-free, so that the command line checks a config
+before torch loads); it is re-exported here for the training loop and its callers.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, fields
-from typing import get_args, get_type_hints
+from fer_core.config.train import (
+    DEFAULT_MODEL,
+    DEVICES,
+    MODEL_NAMES,
+    OPTIMIZERS,
+    RESUME_FREE,
+    SCHEDULES,
+    TrainConfig,
+    validate,
+)
 
-from fer_core import store
-from fer_core.models.registry import DEFAULT_MODEL, model_spec
-from fer_core.runtime.device import DEVICES
-
-# Fields that change where or how fast a run goes, not what it computes: a resumed run may
-# differ in these from the run it continues.
-RESUME_FREE = frozenset({"device", "num_threads", "compile", "eval_batch_size"})
-
-OPTIMIZERS, SCHEDULES = ("adamw", "sgd"), ("cosine", "onecycle")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Everything that decides a training run; YAML files load into it (``from_file``)."""
-
-    model: str = DEFAULT_MODEL
-    weights: str | None = None  # a local state_dict to start from; None = from scratch
-    epochs: int = 30
-    batch_size: int = 128
-    eval_batch_size: int = 512
-    optimizer: str = "adamw"  # adamw | sgd (Nesterov)
-    lr: float = 1e-3  # peak learning rate
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 0.05  # not applied to norm scales and biases
-    schedule: str = "cosine"  # cosine (after linear warmup) | onecycle
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    mixup_alpha: float = 0.0  # 0 = off
-    cutmix_alpha: float = 0.0  # 0 = off
-    mix_prob: float = 1.0  # share of batches mixed when an alpha is on
-    augment: bool = True
-    crop_translate: float = 0.1  # random shift, fraction of the side (crop with padding)
-    crop_scale: float = 0.1  # random zoom in [1 - s, 1 + s]
-    rotate_deg: float = 10.0
-    hflip: bool = True
-    class_weights: bool = True  # 'balanced' class-weighted cross-entropy
-    patience: int = 10  # epochs without a better val macro-F1 before stopping; 0 = off
-    hflip_tta: bool = False  # average with the mirrored image when evaluating
-    device: str = "auto"  # auto | cpu | cuda | mps
-    random_state: int = 0
-    num_threads: int | None = None  # CPU threads; None = the cores this process may use
-    compile: bool = False  # torch.compile the training step (CUDA)
-    channels_last: bool = False
-    amp: bool = True  # bf16 autocast on CUDA
-    cpu_amp: bool = False  # bf16 autocast on the CPU too: fast only with native bf16
-    # Grey models turn every input grey (recorded in the checkpoint, so evaluate, predict
-    # and export do the same to colour faces); None: grey when the training faces are.
-    grayscale: bool | None = None
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """Build from plain values; unknown keys and wrong types are errors, not ignored."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: "
-                             f"{', '.join(known)}")
-        hints = get_type_hints(cls)
-        cfg = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
-        validate(cfg)
-        return cfg
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike) -> TrainConfig:
-        values = store.read_yaml(path) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of TrainConfig keys")
-        try:
-            return cls.from_dict(values)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _coerce(name: str, hint: object, value: object) -> object:
-    options = get_args(hint) or (hint,)
-    if value is None and type(None) in options:
-        return None
-    kind = next(t for t in options if t is not type(None))
-    if kind is float and isinstance(value, str):
-        # YAML 1.1 reads 1e-3 (no dot) as a string.
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not ok:
-        raise ValueError(f"TrainConfig.{name}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Raise one ValueError naming every bad field."""
-    model_spec(cfg.model)
-    checks = {
-        "optimizer": cfg.optimizer in OPTIMIZERS, "schedule": cfg.schedule in SCHEDULES,
-        "device": cfg.device in DEVICES, "epochs": cfg.epochs >= 1,
-        "batch_size": cfg.batch_size >= 2, "eval_batch_size": cfg.eval_batch_size >= 1,
-        "lr": cfg.lr > 0, "weight_decay": cfg.weight_decay >= 0,
-        "warmup_epochs": 0 <= cfg.warmup_epochs <= cfg.epochs,
-        "label_smoothing": 0 <= cfg.label_smoothing < 1,
-        "mixup_alpha": cfg.mixup_alpha >= 0, "cutmix_alpha": cfg.cutmix_alpha >= 0,
-        "mix_prob": 0 <= cfg.mix_prob <= 1, "patience": cfg.patience >= 0,
-        "crop_translate": 0 <= cfg.crop_translate < 0.5, "crop_scale": 0 <= cfg.crop_scale < 1,
-        "rotate_deg": 0 <= cfg.rotate_deg <= 180,
-        "num_threads": cfg.num_threads is None or cfg.num_threads >= 1,
-    }
-    bad = [f"{k}={getattr(cfg, k)!r}" for k, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"invalid TrainConfig values: {', '.join(bad)} (choices: optimizer "
-                         f"{OPTIMIZERS}, schedule {SCHEDULES}, device {DEVICES})")
+__all__ = ["DEFAULT_MODEL", "DEVICES", "MODEL_NAMES", "OPTIMIZERS", "RESUME_FREE", "SCHEDULES",
+           "TrainConfig", "validate"]

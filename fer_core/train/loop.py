@@ -28,8 +28,9 @@ from fer_core.runtime import device as dev
 from fer_core.runtime.device import autocast, resolve_device, seed_everything, set_threads
 from fer_core.runtime.progress import bar
 from fer_core.train.config import RESUME_FREE, TrainConfig, validate
+from fer_core.train.optim import class_weights, make_optimizer, make_scheduler
 
-__all__ = ["TrainConfig", "FitResult", "class_weights", "fit", "train_one_epoch", "evaluate"]
+__all__ = ["TrainConfig", "FitResult", "fit", "train_one_epoch", "evaluate"]
 
 CHECKPOINTS = "checkpoints"
 
@@ -46,24 +47,6 @@ class FitResult:
     train_images: int  # images stepped through in this call (not in resumed epochs)
     train_seconds: float
     device: str
-
-
-def class_weights(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
-    """n_samples / (n_classes * count_c), scikit-learn's 'balanced'; 0 for an absent class.
-
-    ``labels`` is one-hot (N, C) or integer codes (N,) with ``num_classes``.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        counts = labels.sum(axis=0, dtype=np.int64)
-    else:
-        counts = np.bincount(labels.astype(np.int64), minlength=num_classes or 0)
-    if num_classes is not None and len(counts) != num_classes:
-        raise ValueError(f"labels have {len(counts)} classes, expected {num_classes}")
-    weights = np.zeros(len(counts))
-    present = counts > 0
-    weights[present] = counts.sum() / (len(counts) * counts[present])
-    return weights
 
 
 # ---------------------------------------------------------------- the loops
@@ -139,38 +122,6 @@ def _amp(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.amp if device.type == "cuda" else cfg.cpu_amp and device.type == "cpu"
 
 
-# ---------------------------------------------------------------- optimisation pieces
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    # No weight decay on BatchNorm/LayerNorm scales and biases: decaying them only hurts.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    plain = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": plain, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step schedule: linear warmup + cosine, or one-cycle (warmup = its rising part)."""
-    total = cfg.epochs * steps_per_epoch
-    warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(warm, 1) / total,
-            cycle_momentum=cfg.optimizer == "sgd")
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 # ---------------------------------------------------------------- fit
 
 
@@ -200,6 +151,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
     sets = _load_splits(run_dir)
+    prepared = store.prepared_config(run_dir)  # what the faces went through: the face spec
     classes, config = sets["train"].classes, cfg.to_dict()
 
     # Judged on validation: it holds the dataset's faces as they are, where the training
@@ -246,7 +198,8 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
                   "train_seconds": tr["seconds"], "train_images_per_s": tr["images_per_s"]}
         history.append(record)
         meta = ckpt.checkpoint_meta(model_name=cfg.model, classes=classes, config=config,
-                                    epoch=epoch, metrics={"val": va}, grayscale=grey)
+                                    epoch=epoch, metrics={"val": va}, grayscale=grey,
+                                    prepared=prepared)
         if va["macro_f1"] > best["score"]:
             best = {"epoch": epoch, "score": va["macro_f1"], "bad_epochs": 0}
             ckpt.save_checkpoint(best_pt, {"model": ckpt.cpu_state(model)}, meta)
@@ -309,7 +262,12 @@ def _restore(last_pt: Path, config: dict, classes: tuple[str, ...], model: nn.Mo
                                    "out_dir")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    try:
+        scheduler.load_state_dict(state["scheduler"])
+    except KeyError as e:  # a LambdaLR's state: last.pt of a version before SequentialLR
+        raise ckpt.CheckpointError(f"{last_pt}: cannot resume, its learning-rate schedule "
+                                   "was saved in another form; pass resume=False or another "
+                                   "out_dir") from e
     return list(state["history"]), dict(state["best"])
 
 

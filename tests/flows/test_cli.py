@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -133,23 +132,75 @@ def test_bad_commands_import_neither_prefect_nor_torch(tmp_path, data):
                          timeout=120)
     assert json.loads(out.stdout.splitlines()[-1]) == [2, False, False], out.stderr
     assert "--model 'nosuch': unknown model" in out.stderr and "compact_cnn" in out.stderr
-    # A bad value only the config class judges (a negative epoch count) is refused before
-    # Prefect too, once torch is loaded.
+    # A bad value only the config schema judges (a negative epoch count) is refused before
+    # Prefect and torch too: the schema (fer_core.config) imports neither.
     out = subprocess.run([sys.executable, "-c", script, "train", str(run), "--epochs", "-3"],
                          capture_output=True, text=True, cwd=tmp_path, env=clean_env(tmp_path),
                          timeout=120)
-    assert json.loads(out.stdout.splitlines()[-1])[:2] == [2, False], out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == [2, False, False], out.stderr
+    assert "epochs=-3" in out.stderr
 
 
-def test_config_keys_read_from_source_match_the_config_classes():
-    from fer_core.prepare.config import SECTIONS
-    from fer_core.train.config import TrainConfig
+# Every `fer` command with a config file, and each section such a file may have.
+PREPARE_SECTIONS = ("ingest", "review", "dedup", "near_duplicates", "split", "quality",
+                    "align", "resize", "augment")
 
-    sections = checks.prepare_sections()
-    assert sections == {name: {f.name for f in dataclasses.fields(cls)}
-                        for name, cls in SECTIONS.items()}
-    assert checks.dataclass_fields("fer_core.train.config", "TrainConfig") == {
-        f.name for f in dataclasses.fields(TrainConfig)}
+
+def test_an_unknown_key_in_any_section_fails_at_once(tmp_path, data):
+    """An unknown key in each prepare section, in a training config and in an audit config:
+    exit 2, one line naming the file, the section and the key (and a known key), with
+    neither torch nor Prefect imported. All in one process (the machine is shared)."""
+    from fer_core.config.prepare import SECTIONS
+
+    assert set(PREPARE_SECTIONS) == set(SECTIONS)
+    run = tmp_path / "run_dir"
+    (run / "sets").mkdir(parents=True)
+    (run / "sets" / "meta.json").write_text("{}")
+    cases = []  # (argv, what the one line must say)
+    for name in PREPARE_SECTIONS:
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(f"{name}:\n  bogus_key: 1\n")
+        known = sorted(SECTIONS[name].model_fields)[0]
+        cases.append((["prepare", str(data), "--out", "r", "--config", str(cfg)],
+                      [f"{cfg} [{name}]", "unknown key(s) ['bogus_key']", known]))
+        cases.append((["pipeline", str(data), "--out", "r", "--prepare-config", str(cfg)],
+                      [f"{cfg} [{name}]", "unknown key(s) ['bogus_key']"]))
+    train_cfg = tmp_path / "train.yaml"
+    train_cfg.write_text("epochs: 2\nbogus_key: 1\n")
+    for argv in (["train", str(run)], ["pipeline", str(data), "--out", "r"]):
+        cases.append(([*argv, "--config", str(train_cfg)],
+                      [str(train_cfg), "unknown TrainConfig key(s) ['bogus_key']", "epochs"]))
+    audit_cfg = tmp_path / "audit.yaml"
+    audit_cfg.write_text("folds: 3\nbogus_key: 1\n")
+    cases.append((["audit", str(run), "--config", str(audit_cfg)],
+                  [str(audit_cfg), "unknown audit key(s) ['bogus_key']", "folds"]))
+    # A value of the wrong kind is named the same way.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dedup:\n  on_conflict: maybe\n")
+    cases.append((["prepare", str(data), "--out", "r", "--config", str(bad)],
+                  [f"{bad} [dedup]", "on_conflict", "'maybe'", "keep_first"]))
+    script = (
+        "import contextlib, io, json, sys\nfrom fer_cli.main import main\nout = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        rc = main(argv)\n"
+        "    out.append([rc, err.getvalue()])\n"
+        "print(json.dumps([out, 'prefect' in sys.modules, 'torch' in sys.modules]))")
+    result = subprocess.run([sys.executable, "-c", script, json.dumps([a for a, _ in cases])],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env=clean_env(tmp_path), timeout=120)
+    answers, prefect, torch = json.loads(result.stdout.splitlines()[-1])
+    assert (prefect, torch) == (False, False), result.stderr
+    for (argv, needles), (rc, stderr) in zip(cases, answers, strict=True):
+        lines = stderr.strip().splitlines()
+        assert rc == 2 and len(lines) == 1, (argv, rc, stderr)
+        assert lines[0].startswith(f"fer {argv[0]}: error: "), lines[0]
+        for needle in needles:
+            assert needle in lines[0], (argv, needle, lines[0])
+
+
+def test_model_names_are_the_registry_s_without_torch():
     from fer_core.models.registry import REGISTRY
 
     assert checks.model_names() == tuple(REGISTRY)

@@ -5,6 +5,7 @@ prefect.yaml, a worker, and `prefect deployment run --watch` on a small FER2013 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -88,13 +89,17 @@ def test_deployment_run_on_server_and_worker(tmp_path):
         procs.append(subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", "e2e", "--limit", "1"], env=env, cwd=REPO,
             stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+        # A config section as a JSON object, as the UI's typed form sends it.
         r = cli("deployment", "run", "prepare/prepare", "-p", f"data={data}", "-p", f"out={out}",
-                "-p", "class_map=fer2013", "--watch", "--watch-timeout", "900", timeout=960)
+                "-p", "class_map=fer2013", "-p", 'options={"quality": {"min_images": 5}}',
+                "--watch", "--watch-timeout", "900", timeout=960)
         worker_log = (logs / "worker.log").read_text()
         assert r.returncode == 0, r.stdout + r.stderr + worker_log[-3000:]
         assert "Completed" in r.stdout
         assert (out / "reports" / "alignment.csv").is_file()
         assert (out / "sets" / "train" / "images.npy").is_file()
+        config = json.loads((out / "prepare.json").read_text())["config"]
+        assert config["quality"]["min_images"] == 5 and config["ingest"]["class_map"]
 
         artifacts = httpx.post(f"{api}/artifacts/filter", json={}, timeout=30).json()
         keys = {a["key"] for a in artifacts}

@@ -135,3 +135,18 @@ def test_review_refuses_what_it_cannot_apply(row, message):
     with pytest.raises(ValueError, match=message):
         apply_review(manifest(), pd.DataFrame([row], columns=["path", "action", "new_class"]),
                      "review.csv")
+
+
+def test_out_of_sample_probs_give_a_class_absent_from_the_labels_no_column():
+    # Two kinds of 48x48 image, vertical or horizontal stripes (edges HOG tells apart),
+    # coded 0 and 2 of 3 classes.
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 60, (40, 48, 48)).astype(np.uint8)
+    labels = np.repeat([0, 2], 20)
+    stripes = (np.arange(48) // 4 % 2 * 150).astype(np.uint8)
+    faces[labels == 0] += stripes[None, None, :]
+    faces[labels == 2] += stripes[None, :, None]
+    probs = out_of_sample_probs(faces, labels, 3, AuditConfig(model="hog_logreg", folds=4))
+    assert probs.shape == (40, 3) and probs.dtype == np.float64
+    assert (probs[:, 1] == 0).all() and np.allclose(probs.sum(axis=1), 1)
+    assert (probs.argmax(axis=1) == labels).all(), "each held-out face is told apart"

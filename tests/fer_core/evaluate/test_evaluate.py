@@ -6,17 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
 from fer_core import store
-from fer_core.evaluate.score import (
-    classification_metrics,
-    confusion_figure,
-    confusion_frame,
-    curves_figure,
-    predict_proba,
-)
+from fer_core.evaluate.score import classification_metrics, predict_proba
 from fer_core.models.registry import create_model
 from tests.fer_core._trainfix import fer_run, trained  # noqa: F401  (fixtures)
 
@@ -37,21 +30,6 @@ def test_metrics_match_hand_counts():
     assert m["per_class"]["sad"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 3}
     # The never-predicted class still counts in the macro average.
     assert m["macro_f1"] == pytest.approx((angry["f1"] + happy["f1"] + 0) / 3)
-
-
-def test_confusion_frame_rows_are_true_classes():
-    df = confusion_frame([[2, 1, 0], [0, 2, 0], [2, 1, 0]], CLASSES)
-    assert list(df.columns) == ["true", *CLASSES]
-    assert df.set_index("true").loc["sad"].tolist() == [2, 1, 0]
-
-
-def test_figures_are_returned_not_written():
-    fig = confusion_figure([[2, 1], [0, 3]], ("a", "b"), title="t")
-    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "t"
-    hist = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_loss": [1.1, 0.9],
-                         "train_acc": [0.3, 0.4], "val_acc": [0.3, 0.35],
-                         "val_macro_f1": [0.2, 0.3]})
-    assert len(curves_figure(hist).axes) == 3
 
 
 def test_predict_proba_is_softmax_of_the_model_on_scaled_pixels():

@@ -83,3 +83,48 @@ def test_noise_changes_pixels_keeps_uint8_and_does_not_depend_on_batching():
         assert noisy.dtype == np.uint8 and noisy.shape == images[0].shape
         assert 0.5 < np.abs(noisy.astype(int) - images[0]).mean() < 60
     assert np.array_equal(add_noise(images[0], "none", 5), images[0])
+
+
+def test_training_plan_takes_the_train_rows_of_the_index_with_their_paths():
+    import pandas as pd
+
+    from fer_core.prepare.augment import training_plan
+
+    split = ["train", "val"] * 15 + ["test"] * 10
+    label = [0 if (i % 2 == 0 and i < 24) or i >= 30 else 1 for i in range(40)]
+    index = pd.DataFrame({"path": [f"p{i}" for i in range(40)], "split": split, "label": label})
+    before = index.copy()
+    rows, train = training_plan(index, ("a", "b"), AugmentConfig(plan="balance"))
+    pd.testing.assert_frame_equal(index, before)
+    assert train.tolist() == list(range(0, 30, 2))
+    assert list(rows.columns) == ["source", "path", "noise", "label", "class", "seed"]
+    assert rows["path"].tolist() == [f"p{train[s]}" for s in rows["source"]]
+    assert rows["label"].tolist() == [label[train[s]] for s in rows["source"]]
+    # 12 of a and 3 of b in train: balance adds 3 noisy copies per noise of b, 9 in all
+    assert rows["class"].value_counts().to_dict() == {"a": 12, "b": 12}
+
+
+def test_render_chunks_read_only_each_chunks_sources_and_match_one_by_one():
+    import pandas as pd
+
+    from fer_core.prepare.augment import render_chunks
+
+    rng = np.random.default_rng(0)
+    stored = rng.integers(0, 255, (20, 8, 8, 3), dtype=np.uint8)
+    positions = np.array([1, 3, 5, 7, 9, 11])  # of the training images, in the store
+    rows = pd.DataFrame({"source": [5, 0, 0, 2, 4, 1, 3],
+                         "noise": ["none", "gaussian", "none", "poisson", "speckle",
+                                   "gaussian", "none"],
+                         "seed": np.arange(7, dtype=np.int64) * 1000 + 1})
+    reads = []
+
+    def read(p):
+        reads.append(np.asarray(p).tolist())
+        return stored[p]
+
+    out = np.concatenate(list(render_chunks(rows, positions, read, chunk=3)))
+    assert reads == [[11, 1, 1], [5, 9, 3], [7]], "one read per chunk, its sources only"
+    for i, r in rows.iterrows():
+        np.testing.assert_array_equal(
+            out[i], add_noise(stored[positions[r["source"]]], r["noise"], int(r["seed"])))
+    assert (out[0] == stored[11]).all() and (out[2] == stored[1]).all()

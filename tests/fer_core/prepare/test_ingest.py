@@ -145,3 +145,17 @@ def test_rerun_reads_only_changed_files_and_gives_the_same_manifest(fer2013_smal
     pd.testing.assert_frame_equal(again, fresh)
     assert again.set_index("path").loc[victim.relative_to(data).as_posix(), "sha1"] == \
         hashlib.sha1(victim.read_bytes()).hexdigest()
+
+
+def test_reuse_key_follows_the_folder_and_min_size_not_the_class_selection(tmp_path):
+    from fer_core.prepare.ingest import reuse_key
+
+    base = IngestConfig(root=str(tmp_path / "data"))
+    key = reuse_key(base)
+    assert len(key) == 64 and key == reuse_key(IngestConfig(root=str(tmp_path / "data")))
+    # The same folder by another spelling is the same folder.
+    assert reuse_key(IngestConfig(root=str(tmp_path / "x" / ".." / "data"))) == key
+    assert reuse_key(IngestConfig(root=str(tmp_path / "other"))) != key
+    assert reuse_key(IngestConfig(root=base.root, min_size=32)) != key
+    # What is selected or how many threads read is not part of a file's inspection.
+    assert reuse_key(IngestConfig(root=base.root, classes=("a",), workers=1)) == key

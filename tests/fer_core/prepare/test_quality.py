@@ -72,3 +72,13 @@ def test_real_faces_blurred_for_training_are_flagged(tmp_path):
     assert medians["test"] / medians["train"] > 20
     warnings = sharpness_warnings(table)
     assert len(warnings) == 1 and "than the test images" in warnings[0]
+
+
+def test_the_quality_stage_warns_from_the_manifest_alone():
+    from fer_core.prepare.quality import split_warnings
+
+    rows = [{"status": KEPT, "split": s, "sharpness": v}
+            for s, v in (("train", 5.0), ("test", 5000.0)) for _ in range(30)]
+    (line,) = split_warnings(pd.DataFrame(rows))
+    assert "train images are much blurrier than the test images" in line and "1000x" in line
+    assert split_warnings(pd.DataFrame(rows), QualityConfig(max_sharpness_ratio=2000)) == []

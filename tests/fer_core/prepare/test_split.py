@@ -54,3 +54,17 @@ def test_class_too_small_to_stratify_is_named():
     m, _ = encode_labels(manifest_of({"big": 10, "lonely": 1}))
     with pytest.raises(ValueError, match="lonely"):
         split(m, SplitConfig())
+
+
+def test_the_split_stage_encodes_then_splits_and_leaves_its_input_untouched():
+    from fer_core.prepare.split import encode_and_split
+
+    m = pd.concat([manifest_of({"b": 20, "a": 10}), manifest_of({"a": 4}, "test")],
+                  ignore_index=True)
+    before = m.copy()
+    out = encode_and_split(m, SplitConfig())
+    pd.testing.assert_frame_equal(m, before)
+    assert out.groupby("class")["label"].unique().map(list).to_dict() == {"a": [0], "b": [1]}
+    assert (out.loc[out["subset"] == "test", "split"] == "test").all()
+    train = out[out["subset"] == "train"]
+    assert train["split"].value_counts().to_dict() == {"train": 24, "val": 6}  # 80/20 of 30

@@ -29,6 +29,32 @@ def test_array_writer_streams_and_refuses_a_short_write(tmp_path):
     assert not (tmp_path / "b.npy").exists()
 
 
+@pytest.mark.parametrize(("shape", "dtype", "step"), [
+    ((7, 4, 4, 3), np.uint8, 3), ((0, 96, 96, 3), np.uint8, 1), ((50, 7), np.float32, 16),
+    ((9,), np.int64, 9)])
+def test_array_writer_writes_the_bytes_np_save_writes(tmp_path, shape, dtype, step):
+    rng = np.random.default_rng(0)
+    arr = (rng.random(shape) * 250).astype(dtype)
+    np.save(tmp_path / "oracle.npy", arr, allow_pickle=False)  # the oracle: numpy's own
+    w = store.ArrayWriter(tmp_path / "out" / "a.npy", shape, dtype)
+    for start in range(0, shape[0], step):
+        w.append(arr[start:start + step])
+    w.close()
+    assert (tmp_path / "out" / "a.npy").read_bytes() == (tmp_path / "oracle.npy").read_bytes()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.npy"], "no temporary left"
+
+
+def test_array_writer_refuses_wrong_rows_and_an_abort_leaves_nothing(tmp_path):
+    w = store.ArrayWriter(tmp_path / "a.npy", (3, 2))
+    with pytest.raises(ValueError, match=r"rows of shape \(3,\)"):
+        w.append(np.zeros((1, 3), np.uint8))
+    w.append(np.ones((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="more than the 3 rows"):
+        w.append(np.ones((2, 2), np.uint8))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
 def _produce(calls):
     def make(out):
         calls.append(out)

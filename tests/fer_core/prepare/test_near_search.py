@@ -1,0 +1,86 @@
+"""(ours) The near-duplicate stage over a manifest, its images read in chunks: planted copies
+of training images held out as test images are found, whatever the chunk size, and the
+second pass reads only the candidates' images."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.datasets.near_copies import near_copy
+from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED, new_rows
+from fer_core.prepare.near_duplicates import NearDupConfig
+from fer_core.prepare.near_search import search
+
+
+def smooth_faces(n: int, seed: int = 0) -> list[np.ndarray]:
+    """n distinct smooth 48x48 grey patterns (random 6x6 fields, upscaled)."""
+    rng = np.random.default_rng(seed)
+    return [cv2.resize(rng.integers(0, 255, (6, 6)).astype(np.uint8), (48, 48),
+                       interpolation=cv2.INTER_CUBIC) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    """8 training images whose near-copies (JPEG, brightness) are held out as tests,
+    12 unrelated images in each subset, and a rejected row that is never read."""
+    faces = smooth_faces(32)
+    rng = np.random.default_rng(1)
+    images, rows = {}, []
+    for i, f in enumerate(faces[:8]):
+        images[f"train/a/src{i}.png"] = f
+        images[f"test/a/copy{i}.png"] = near_copy(f, ("jpeg", "brightness")[i % 2], rng)
+    for i, f in enumerate(faces[8:]):
+        images[f"{('train', 'test')[i % 2]}/a/other{i}.png"] = f
+    for path in sorted(images):
+        rows.append({"path": path, "subset": path.split("/")[0], "class": "a", "sha1": path})
+    rows.append({"path": "train/a/broken.png", "subset": "train", "status": REJECTED})
+    return new_rows(rows), {p: cv2.cvtColor(g, cv2.COLOR_GRAY2RGB) for p, g in images.items()}
+
+
+def reader(images: dict, log: list):
+    def read_batches(paths, size):
+        log.append(list(paths))
+        for start in range(0, len(paths), size):
+            yield start, [images[p] for p in paths[start:start + size]]
+
+    return read_batches
+
+
+def test_planted_copies_are_found_and_the_policy_is_applied(data):
+    m, images = data
+    before = m.copy()
+    log = []
+    pairs, marked, meta = search(m, NearDupConfig(policy="drop_train"), reader(images, log))
+    assert m.equals(before), "the input manifest is not changed"
+    found = set(zip(pairs["path_a"], pairs["path_b"], strict=True))
+    made = {tuple(sorted((f"train/a/src{i}.png", f"test/a/copy{i}.png"))) for i in range(8)}
+    assert made <= found, made - found
+    assert meta == {"images": 40, "candidates": meta["candidates"], "pairs": len(pairs)}
+    assert meta["candidates"] >= len(pairs)
+    first, second = log
+    assert "train/a/broken.png" not in first and len(first) == 40, "kept images only"
+    assert set(second) < set(first) and {p for pair in made for p in pair} <= set(second)
+    out = marked.set_index("path")
+    assert (out.loc[[f"train/a/src{i}.png" for i in range(8)], "status"] == DUPLICATE).all()
+    assert (out.loc[[f"test/a/copy{i}.png" for i in range(8)], "status"] == KEPT).all()
+
+
+def test_the_chunk_size_changes_nothing(data):
+    m, images = data
+    small, _, _ = search(m, NearDupConfig(chunk=3), reader(images, []))
+    whole, _, _ = search(m, NearDupConfig(chunk=1000), reader(images, []))
+    assert small.equals(whole) and len(whole) >= 8
+
+
+def test_progress_wraps_each_pass(data):
+    m, images = data
+    seen = []
+
+    def progress(chunks, *, total, desc):
+        seen.append((desc, total))
+        return chunks
+
+    search(m, NearDupConfig(chunk=16), reader(images, []), progress=progress)
+    assert seen[0] == ("phash", 3) and seen[1][0] == "phash-256"
