@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from fer_core import store
-from fer_core.infer import video
+from fer_core.infer import batch, video
 from fer_core.infer.predict import PredictConfig, Predictor, load_predictor
 
 # Predictions are cheap to redo and their inputs are arbitrary files: no result caching.
@@ -28,10 +28,7 @@ def predictor(checkpoint: str, cfg: PredictConfig) -> Predictor:
 
 @task(name="list-inputs", task_run_name="list-inputs", **TASK)
 def list_inputs_task(inputs: list[str]) -> list[str]:
-    files = store.list_inputs(inputs)
-    if not files:
-        raise FileNotFoundError(f"no images or videos found in {inputs}")
-    return files
+    return batch.list_files(inputs)
 
 
 @task(name="predict-batch", task_run_name="predict-batch-{index}", **TASK)
@@ -45,8 +42,4 @@ def predict_batch_task(files: list[str], index: int, names: dict[str, str], chec
 @task(name="write-predictions", task_run_name="write-predictions", **TASK)
 def write_results_task(parts: list[pd.DataFrame], out: str, checkpoint: str,
                        cfg: PredictConfig) -> dict:
-    classes = predictor(checkpoint, cfg).classes
-    rows = pd.concat(parts, ignore_index=True)
-    written = video.write_results(out, rows, classes)
-    return {**written, "rows": len(rows), "status": video.status_counts(rows),
-            "classes": list(classes)}
+    return batch.write_summary(out, parts, predictor(checkpoint, cfg).classes)

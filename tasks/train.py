@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from prefect import task
 
 from fer_core import store
+from fer_core.evaluate import checkpoints
 from fer_core.evaluate import score as evaluate
 from fer_core.models import checkpoint
 from fer_core.models import registry as models
@@ -87,23 +87,7 @@ def evaluate_task(checkpoint_path: str, run_dir: str,
     """Macro-F1, per-class metrics and confusion matrices of a checkpoint on the saved sets
     of ``run_dir`` (default: every evaluation split, val, test and the named subsets such as
     test_private); reports under ``run_dir``. Training's history.csv and curves stay."""
-    model, meta = checkpoint.load_model(checkpoint_path)
-    device = dev.resolve_device("auto")
-    model = model.to(device)
-    tta = bool(meta.get("config", {}).get("hflip_tta", False))  # as the model was selected
-    sets = {}
-    for split in splits if splits is not None else store.evaluation_splits(run_dir):
-        try:
-            saved = store.load_set(run_dir, split)
-        except FileNotFoundError:
-            continue
-        if len(saved.labels) == 0:
-            continue
-        if tuple(saved.classes) != tuple(meta["classes"]):
-            raise ValueError(f"{run_dir}: classes {saved.classes} differ from the model's "
-                             f"{meta['classes']}; prepare it with the model's classes")
-        sets[split] = saved
-    metrics = evaluate.evaluate_sets(model, sets, device=device, hflip_tta=tta)
+    metrics, meta = checkpoints.score_run(checkpoint_path, run_dir, splits)
     evaluate.write_reports(run_dir, metrics, None, meta["classes"],
                            extra={"model": meta["model"], "checkpoint": str(checkpoint_path),
                                   "epoch": meta.get("epoch")})
@@ -116,22 +100,11 @@ def cross_evaluate_task(checkpoint_path: str, prepared_dir: str, run_dir: str, n
     """A checkpoint on another dataset prepared as one test set (``prepared_dir``), scored
     over the classes it holds, with the model's full argmax and restricted to those classes;
     reports under RUN_DIR/reports/cross/<name>/ and a line in reports/cross/summary.json."""
-    model, meta = checkpoint.load_model(checkpoint_path)
-    device = dev.resolve_device("auto")
-    model = model.to(device)
-    tta = bool(meta.get("config", {}).get("hflip_tta", False))
-    saved = store.load_set(prepared_dir, "test")
-    model_classes = list(meta["classes"])
-    # The data's labels index its own (sorted) classes; score in the model's indices.
-    to_model = [model_classes.index(c) for c in saved.classes]
-    logits = evaluate.predict_logits(model, saved.images, device=device, hflip_tta=tta)
-    scores = evaluate.present_class_metrics(logits.cpu().numpy(),
-                                            np.asarray(to_model)[saved.targets],
-                                            model_classes, saved.classes)
+    scores, meta = checkpoints.score_other(checkpoint_path, prepared_dir)
     evaluate.write_cross_reports(run_dir, name, scores, extra={
         "data": str(Path(data).resolve()), "prepared": str(prepared_dir),
         "checkpoint": str(checkpoint_path),
-        "model": meta["model"], "model_classes": model_classes})
+        "model": meta["model"], "model_classes": list(meta["classes"])})
     return {v: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for v, m in scores.items()}
 
 

@@ -98,6 +98,24 @@ def test_no_import_cycles():
     assert not found, f"import cycles in fer_core: {found}"
 
 
+LAYERS = (("config", "store", "runtime"), ("prepare", "models"),
+          ("datasets", "evaluate", "audit"), ("train", "infer"), ("serve",))
+
+
+def test_packages_import_only_from_lower_layers():
+    """fer_core/__init__.py's layers: a package never imports one of its own layer or above."""
+    layer = {pkg: i for i, pkgs in enumerate(LAYERS) for pkg in pkgs}
+    assert set(layer) == {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    wrong = set()
+    for module, deps in graph().items():
+        a = module.split(".")[1] if module.count(".") else None
+        for dep in deps:
+            b = dep.split(".")[1] if dep.count(".") else None
+            if a and b and a != b and layer[b] >= layer[a]:
+                wrong.add(f"{module} -> {dep}")
+    assert not wrong, sorted(wrong)
+
+
 def test_fer_core_is_subpackages_by_concern_each_saying_what_it_may_import():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert top == ["__init__.py"], f"modules left at fer_core's top level: {top}"
