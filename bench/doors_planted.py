@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import REPO, CpuWatch, now, run_cli, write_result  # noqa: E402
+from measure import REPO, CpuWatch, free_port, now, run_cli, wait_http, write_result  # noqa: E402
 
 FER = str(Path(sys.executable).parent / "fer")
 TAR = REPO.parent / "shared" / "data" / "fer2013.tar.gz"
@@ -85,18 +83,11 @@ def score(picked: pd.DataFrame, truth: pd.DataFrame) -> dict:
 
 
 def serve_rows(folder: Path, names: list[str]) -> pd.DataFrame:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([FER, "serve", "--port", str(port)], cwd=REPO,
                               stdout=subprocess.DEVNULL)
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
+        wait_http(f"http://127.0.0.1:{port}/health", proc=server)
 
         def one(name: str) -> list[dict]:
             req = urllib.request.Request(f"http://127.0.0.1:{port}/predict",

@@ -221,3 +221,27 @@ def run_cli(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dic
             "log": str(log), "log_tail": tail}
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a benchmark starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 180, proc: subprocess.Popen | None = None) -> float:
+    """Seconds until ``url`` answers; TimeoutError past ``timeout``, RuntimeError when
+    ``proc`` (the server) exits first."""
+    import urllib.request
+
+    t0 = now()
+    while now() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return now() - t0
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure  # noqa: E402
 from measure import REPO, run_cli, write_result  # noqa: E402
 
 TAR = REPO.parent / "shared" / "data" / "fer2013.tar.gz"
@@ -65,9 +66,13 @@ def main() -> None:
             cmd = [sys.executable, "-m", "fer_cli.main", "prepare", str(work / "data"),
                    "--out", str(work / f"run_{side}"), "--class-map", "fer2013",
                    "--subset", f"test_private={work / 'lists' / 'test_private.txt'}"]
-            # The child imports fer_core from the worktree (its working folder comes first).
-            run = run_cli(cmd, work / f"{side}.log", env={"PYTHONPATH": str(tree)})
-            runs[side] = {"revision": subprocess.run(
+            # The child imports fer_core from the worktree: `python -m` puts its working
+            # folder first on sys.path, before the editable install.
+            measure.CHILD_CWD[0] = tree
+            run = run_cli(cmd, work / f"{side}.log")
+            origin = subprocess.run([sys.executable, "-c", "import fer_core; print(fer_core"
+                                     ".__file__)"], cwd=tree, capture_output=True, text=True)
+            runs[side] = {"fer_core_from": origin.stdout.strip(), "revision": subprocess.run(
                 ["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True
             ).stdout.strip(), "returncode": run["returncode"], "wall_seconds": run["wall_seconds"]}
         finally:

@@ -15,30 +15,30 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import REPO, CpuWatch, mib, now, tree_rss, write_result  # noqa: E402
+from measure import (  # noqa: E402
+    REPO,
+    CpuWatch,
+    free_port,
+    mib,
+    now,
+    tree_rss,
+    wait_http,
+    write_result,
+)
 
 FER = str(Path(sys.executable).parent / "fer")
 TAR = REPO.parent / "shared" / "data" / "fer2013.tar.gz"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def planted_photos(n: int, seed: int = 0) -> list[bytes]:
@@ -144,26 +144,13 @@ def malformed(photo: bytes, rng: np.random.Generator) -> tuple[bytes, str, str]:
         kind
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    import struct
-    import zlib
-
-    comp = zlib.compressobj(9)
-    data = b"".join(comp.compress(b"\x00" * (width + 1)) for _ in range(height)) + comp.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
-                                                               0, 0, 0, 0))
-            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-
-
 BOMB = b""
 
 
 def bad_run(port: int, photos: list[bytes], n: int, expected: list[str]) -> dict:
     global BOMB
+    from fer_core.datasets.bomb import bomb_png
+
     BOMB = bomb_png(20000, 20000)
     rng = np.random.default_rng(1)
     counts: dict[str, dict] = {}
@@ -210,16 +197,7 @@ def main() -> None:
             stop.wait(0.2)
 
     try:
-        t0 = now()
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or now() - t0 > 180:
-                    raise SystemExit("fer serve did not start") from None
-                time.sleep(0.2)
-        startup = now() - t0
+        startup = wait_http(f"http://127.0.0.1:{port}/health", proc=server)
         threading.Thread(target=sample, daemon=True).start()
         expected = []
         for p in photos:  # warm-up, and each photo's answer for the bad-input run

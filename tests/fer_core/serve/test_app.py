@@ -3,14 +3,12 @@ naming its reason, and the service goes on answering photos as fer predict does.
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from fer_core.datasets.bomb import bomb_png
 from fer_core.infer.predict import PredictConfig, load_predictor, predict_images
 from fer_core.models.weights import DEFAULT_CHECKPOINT
 from fer_core.serve.app import ServeConfig, create_app
@@ -27,18 +25,6 @@ def client():
 @pytest.fixture(scope="module")
 def photo(astronaut) -> bytes:
     return cv2.imencode(".jpg", cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))[1].tobytes()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    comp = zlib.compressobj(9)
-    data = b"".join(comp.compress(b"\x00" * (width + 1)) for _ in range(height)) + comp.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind
-                                                                                       + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND",
-                                                                                     b"")
 
 
 def test_a_photo_gets_predicts_rows(client, photo):

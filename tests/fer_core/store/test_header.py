@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import resource
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from fer_core import store
+from fer_core.datasets.bomb import bomb_png
 from fer_core.store.header import check_pixels, exif_orientation, image_header
 
 
@@ -20,21 +19,6 @@ def encoded(rgb: np.ndarray, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, fmt, **kw)
     return buf.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid grey PNG of width x height black pixels: a few hundred KB for 400 MP."""
-    row = b"\x00" * (width + 1)  # filter byte + pixels
-    comp = zlib.compressobj(9)
-    data = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body)))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0,
-                                                               0, 0, 0))
-            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
