@@ -13,7 +13,9 @@ class Config(BaseModel):
     """A frozen config: unknown keys are refused, a field is never reassigned (a changed
     copy is ``cfg.model_copy(update={...})``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a schema is built when a model is first validated, not when its module
+    # loads, so that a bad command checks its config in about 0.1 s.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def to_dict(self) -> dict:
         return self.model_dump()

@@ -1,4 +1,5 @@
-"""`fer predict` and `fer export` end to end through the CLI and the Prefect flow."""
+"""`fer predict` and `fer export` end to end through the CLI (which runs fer_core in-process;
+the predict flow's agreement with it is tests/flows/test_doors.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 import torch
 
 import fer_core.models.weights
-from fer_cli import predict as cli_predict
 from fer_cli.main import build_parser, main
 from fer_core import store
 from fer_core.infer.predict import PredictConfig, load_predictor, predict_images
@@ -51,14 +51,14 @@ def test_cli_parsers_are_registered():
 
 
 def test_predict_defaults_in_the_help():
-    """No --model: the shipped checkpoint, and the crop margin of PredictConfig."""
+    """No --model: the shipped checkpoint; no --margin: the checkpoint's face spec (the CLI
+    keeps no default of its own: tests/flows/test_doors.py)."""
     args = build_parser().parse_args(["predict", "a.jpg"])
-    assert args.model is None
-    assert args.margin == PredictConfig().margin == cli_predict.DEFAULT_MARGIN
+    assert args.model is None and args.margin is None
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = " ".join(sub.choices["predict"].format_help().split())
     assert f"default: the shipped model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name}" in text
-    assert f"default {PredictConfig().margin}" in text
+    assert "default: the checkpoint's face spec" in text
 
 
 def test_missing_shipped_model_is_a_clear_error(monkeypatch, astronaut, tmp_path, capsys):
@@ -82,7 +82,7 @@ def shipped_model():
         pytest.skip(str(e))
 
 
-def test_predict_without_model_uses_the_shipped_one(prefect_backend, astronaut, tmp_path):
+def test_predict_without_model_uses_the_shipped_one(astronaut, tmp_path):
     shipped = shipped_model()
     photo = tmp_path / "astronaut.jpg"
     store.write_image(photo, astronaut)
@@ -101,7 +101,7 @@ def test_predict_without_model_uses_the_shipped_one(prefect_backend, astronaut, 
     assert rows["class"].item() == expected["class"].item()
 
 
-def test_predict_folder_through_the_flow(prefect_backend, astronaut, tmp_path, capsys):
+def test_predict_folder_through_the_cli(astronaut, tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "run" / "best.pt")
     data = tmp_path / "photos"
     store.write_image(data / "astronaut.png", astronaut)
