@@ -183,11 +183,12 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=64)
     ap.add_argument("--requests", type=int, default=200, help="per client count")
     ap.add_argument("--bad-run", type=int, default=1000)
+    ap.add_argument("--serve-args", default="", help="more fer serve options, e.g. '--workers 2'")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "serve_load.json"))
     args = ap.parse_args()
     photos = planted_photos(args.photos)
     port = free_port()
-    cmd = [FER, "serve", "--port", str(port)]
+    cmd = [FER, "serve", "--port", str(port), *args.serve_args.split()]
     server = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
     peak, stop = {"VmRSS": 0}, threading.Event()
 

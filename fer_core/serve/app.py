@@ -135,18 +135,22 @@ def create_app(checkpoint_path: str | os.PathLike, cfg: PredictConfig | None = N
     async def bad_request(_request: Request, exc: BadRequest):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
-    async def classify(images: list[np.ndarray]) -> list[dict]:
+    def submit(images: list[np.ndarray], arrival: dict | None = None):
         try:
-            fut = batcher.submit(images)
+            return batcher.submit(images, arrival)
         except Full as e:
             raise BadRequest(503, f"busy: {e}; try again shortly") from None
-        return await asyncio.wrap_future(fut)
+
+    async def classify(images: list[np.ndarray]) -> list[dict]:
+        return await asyncio.wrap_future(submit(images))
 
     @app.post("/predict")
     async def predict_one(request: Request):
-        (name, data), = await uploads(request, scfg, many=False)
-        image = await run_in_threadpool(decode, name, data, cfg)
-        result, = await classify([image])
+        with batcher.arriving() as arrival:
+            (name, data), = await uploads(request, scfg, many=False)
+            image = await run_in_threadpool(decode, name, data, cfg)
+            fut = submit([image], arrival)
+        result, = await asyncio.wrap_future(fut)
         return {"file": name, "width": image.shape[1], "height": image.shape[0], **result}
 
     @app.post("/predict/batch")
