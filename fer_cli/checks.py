@@ -79,15 +79,15 @@ def _mapping(path: str, raw: object, what: str) -> dict:
 
 
 def prepare_config(path: str | None, data: str | None = None) -> None:
-    """A preparation config: sections of fer_core.config.prepare.SECTIONS (and ``subsets``),
+    """A preparation config: sections of fer_core.config.sections (and ``subsets``),
     each one a valid section model (known keys, values of the right type). ``data``: the
     data folder (the ingest section's root)."""
     if path is None:
         return
-    from fer_core.config.prepare import SECTIONS, SUBSETS
+    from fer_core.config.sections import SECTION_MODELS, SUBSETS, section_model
 
     raw = _mapping(path, read_config(path), "sections")
-    known = {*SECTIONS, SUBSETS}
+    known = {*SECTION_MODELS, SUBSETS}
     unknown = sorted(str(k) for k in set(raw) - known)
     if unknown:
         raise UsageError(f"{path}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -102,7 +102,7 @@ def prepare_config(path: str | None, data: str | None = None) -> None:
         if name == "ingest":  # the data folder is the command line's
             values = {**values, "root": str(data if data is not None else ".")}
         try:
-            SECTIONS[name].from_values(values, f"{path} [{name}]")
+            section_model(name).from_values(values, f"{path} [{name}]")
         except ValueError as e:
             raise UsageError(str(e)) from None
 

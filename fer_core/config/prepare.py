@@ -25,7 +25,6 @@ SECTIONS: dict[str, type[Config]] = {
     "ingest": IngestConfig, "review": ReviewConfig, "dedup": DedupConfig,
     "near_duplicates": NearDupConfig, "split": SplitConfig, "quality": QualityConfig,
     "align": AlignConfig, "resize": ResizeConfig, "augment": AugmentConfig}
-SUBSETS = "subsets"  # the file's other key: {name: list file}
 
 
 class PrepareConfig(Config):

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fer_core import store
-from fer_core.config.prepare import SECTIONS, SUBSETS, PrepareConfig, PrepareOptions
+from fer_core.config.prepare import SECTIONS, PrepareConfig, PrepareOptions
+from fer_core.config.sections import SUBSETS
 from fer_core.prepare import ingest
 from fer_core.prepare.ingest import resolve_class_map, resolve_classes
 from fer_core.prepare.subsets import specs_from

@@ -219,3 +219,11 @@ def test_train_config_keeps_its_checks():
         TrainConfig.from_dict({"lr": True})
     with pytest.raises(ValueError, match="lr=-1.0"):
         validate(TrainConfig().model_copy(update={"lr": -1.0}))
+
+
+def test_the_command_lines_section_map_is_the_schemas():
+    """fer_cli checks a section by importing its model alone, from this map."""
+    from fer_core.config.prepare import SECTIONS
+    from fer_core.config.sections import SECTION_MODELS, section_model
+
+    assert {name: section_model(name) for name in SECTION_MODELS} == SECTIONS
