@@ -123,7 +123,7 @@ def measure(ckpt: Path, pcfg: PredictConfig, faces: list[np.ndarray], big: np.nd
     detect = timed(lambda: detect_faces(faces, pred.detector, batch_size=pcfg.detect_batch_size,
                                         max_side=pcfg.detect_max_side,
                                         workers=pcfg.detect_workers), repeats)
-    crops = np.stack([cv2.resize(f, (pred.input_size,) * 2) for f in faces])
+    crops = np.stack([cv2.resize(f, (pred.spec.input_size,) * 2) for f in faces])
     classify = timed(lambda: evaluate.predict_proba(pred.model, crops, batch_size=64), repeats)
     for _ in range(cfg.warmup):
         predict_images([big], pred, pcfg)

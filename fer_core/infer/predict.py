@@ -87,7 +87,6 @@ class Predictor:
 
     model: nn.Module
     classes: tuple[str, ...]
-    input_size: int
     detector: object
     device: torch.device
     meta: dict
@@ -101,7 +100,6 @@ def load_predictor(checkpoint_path: str | os.PathLike, cfg: PredictConfig) -> Pr
     device = resolve_device(cfg.device)
     spec = face_spec(meta).model_copy(update=cfg.overrides())
     return Predictor(model=model.to(device), classes=tuple(meta["classes"]),
-                     input_size=spec.input_size,
                      detector=align.load_detector(cfg.align_config(device.type)),
                      device=device, meta=meta, spec=spec)
 

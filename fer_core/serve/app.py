@@ -64,7 +64,7 @@ def _json(v):
         return None if math.isnan(v) else float(v)
     if isinstance(v, np.integer):
         return int(v)
-    return None if v is None or v is np.nan else v
+    return v
 
 
 async def read_body(request: Request, limit: int) -> bytes:
