@@ -30,10 +30,43 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
                    help="a named subset of the held-out test split, scored beside it: LIST "
                    "names its images one per line, relative to the data folder (e.g. "
                    "test_private=fer2013/test_private.txt); repeatable")
+    _labels_args(p)
     p.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     p.add_argument("--retries", type=int, default=2, help="retries of a failed alignment batch")
     p.add_argument("--dask-address", help="run alignment batches on this Dask scheduler "
                    "(e.g. tcp://10.0.0.5:8786; needs the 'dask' extra)")
+
+
+# --option -> the labels option (fer_core.config.labels.LabelsConfig) it sets.
+LABELS_OPTIONS = {"labels": "file", "columns": "columns", "label_names": "label_names",
+                  "split_column": "split_column", "split_map": "split_map",
+                  "box_columns": "box_columns", "ignore_columns": "ignore_columns",
+                  "skip_columns": "skip_columns", "labels_mode": "mode", "preset": "preset"}
+
+
+def _labels_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("a labels file as the dataset (paths in it relative to DATA)")
+    g.add_argument("--labels", metavar="FILE", help="CSV/TSV with a header (path, and label "
+                   "or one vote column per class), or a headerless list with --columns")
+    g.add_argument("--columns", help="a headerless whitespace-separated list's columns, "
+                   "e.g. path,label")
+    g.add_argument("--label-names", help="integer codes to class names: 1=Surprise,2=Fear,...")
+    g.add_argument("--split-column", help="the column holding each row's split (FER+: usage)")
+    g.add_argument("--split-map", help="its values to train/val/test: "
+                   "Training=train,PublicTest=val,PrivateTest=test")
+    g.add_argument("--box-columns", help="face box columns x,y,width,height: crop first")
+    g.add_argument("--ignore-columns", help="vote columns that are not classes (unknown,NF)")
+    g.add_argument("--skip-columns", help="columns to leave unread (valence,arousal)")
+    g.add_argument("--labels-mode", choices=("majority", "probability", "crossentropy"),
+                   help="votes to training labels as FER+ does (val/test: majority)")
+    g.add_argument("--preset", help="options of a known labels file: ferplus")
+
+
+def labels_options(args) -> dict | None:
+    """The labels options given on the command line, by LabelsConfig key."""
+    given = {key: getattr(args, opt) for opt, key in LABELS_OPTIONS.items()
+             if getattr(args, opt, None) is not None}
+    return given or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +100,7 @@ def validate_prepare(args) -> None:
 
     build_config(args.data, file=args.config, classes=args.classes,
                  class_map=args.class_map, augment=args.augment, align=not args.no_align,
-                 subsets=args.subsets)
+                 subsets=args.subsets, labels=labels_options(args))
 
 
 def cmd_prepare(args) -> int:
@@ -75,12 +108,18 @@ def cmd_prepare(args) -> int:
     from fer_core.prepare.manifest import status_counts
     from fer_core.store import read_frame
     validate_prepare(args)
+    from fer_core.config.labels import LabelsConfig
     from flows.prepare import prepare
 
+    labels = labels_options(args)
+    if labels and "file" in labels:  # as given here: the flow finds it from its folder
+        labels["file"] = str(Path(labels["file"]).resolve()) if Path(labels["file"]).is_file() \
+            else labels["file"]
     result = prepare(data=args.data, out=args.out, classes=args.classes,
                      class_map=args.class_map, augment=args.augment, align=not args.no_align,
                      config_file=args.config, store_root=args.store, retries=args.retries,
-                     dask_address=args.dask_address, subsets=args.subsets)
+                     dask_address=args.dask_address, subsets=args.subsets,
+                     labels=LabelsConfig(**labels) if labels else None)
     manifest = read_frame(result["manifest"])
     print(f"manifest: {result['manifest']}  {status_counts(manifest)}")
     for line in summarize_rejections(manifest):

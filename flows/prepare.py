@@ -9,6 +9,7 @@ from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core import store
+from fer_core.config.labels import LabelsConfig
 from fer_core.prepare import ingest, subsets
 from fer_core.prepare.align import AlignConfig
 from fer_core.prepare.config import PrepareConfig, PrepareOptions, build_config
@@ -174,16 +175,19 @@ def prepare(data: str, out: str, classes: str | None = None, class_map: str | No
             augment: str = "auto", align: bool = True, config_file: str | None = None,
             store_root: str | None = None, retries: int = 2, retry_delay_s: float = 2.0,
             dask_address: str | None = None, subsets: dict[str, str] | None = None,
-            options: PrepareOptions | None = None) -> dict:
+            options: PrepareOptions | None = None, labels: LabelsConfig | None = None) -> dict:
     """Prepare a labelled face folder as the paper does: manifest to saved, augmented sets.
 
     ``subsets``: named subsets of the test split, ``{name: list file}`` (a relative path is
     relative to the data folder), e.g. ``{"test_private": "test_private.txt"}``.
     ``options``: preparation sections; the keys set in them override ``config_file``'s.
+    ``labels``: a labels file as the dataset (its paths relative to ``data``); the keys set
+    override the config file's ``ingest.labels``, its ``preset`` fills in the rest.
     """
     cfg = build_config(data, file=config_file, classes=classes, class_map=class_map,
                        augment=augment, align=align, subsets=subsets,
-                       overrides=options.overrides() if options else None)
+                       overrides=options.overrides() if options else None,
+                       labels=labels.model_dump(exclude_unset=True) if labels else None)
     result = prepare_sets(cfg, out, store_root, retries=retries, retry_delay_s=retry_delay_s,
                           dask_address=dask_address)
     raise_if_incomplete(result, retries)

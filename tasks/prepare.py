@@ -24,7 +24,10 @@ from tasks.caching import result_dir, task_options
 def _ingest_dir(a) -> Path:
     # What ingest reads is the data folder: its files' paths, sizes and mtimes key it.
     fingerprint = store.folder_fingerprint(a["cfg"].root)
-    return result_dir(a["store_root"], "ingest", [fingerprint], a["cfg"], [ingest, stage_files])
+    # A labels file counts by its content (its options are in the config).
+    labels = a["cfg"].labels
+    inputs = [fingerprint, *([f"labels:{store.file_sha256(labels.file)}"] if labels else [])]
+    return result_dir(a["store_root"], "ingest", inputs, a["cfg"], [ingest, stage_files])
 
 
 @task(name="ingest", task_run_name="ingest {cfg.root}", **task_options(_ingest_dir))

@@ -49,7 +49,8 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
         index = stage_files.read_table(resized, stage_files.INDEX)
         lists = [sets.SubsetList(spec=s, text=store.read_bytes(s.list_path).decode("utf-8-sig"),
                                  sha256=store.file_sha256(s.list_path)) for s in subsets]
-        frame = stage_files.read_manifest(manifest) if lists and manifest is not None else None
+        # The manifest names why a listed image matched nothing, and holds the distributions.
+        frame = stage_files.read_manifest(manifest) if manifest is not None else None
         saved = sets.sets_layout(index, stage_files.read_table(augmented, stage_files.PLAN),
                                  classes, stage_files.resized_shape(resized), lists, frame)
         # In chunks: a split's images never sit in memory whole (prepare's memory must not

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from pydantic import Field, field_validator
 
 from fer_core.config.base import Config
+from fer_core.config.labels import LabelsConfig
 
 # fer_core.store.IMAGE_SUFFIXES (tests/fer_core/config checks that they agree).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -51,6 +52,8 @@ class IngestConfig(Config):
     min_size: int = 16
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     workers: int = 2
+    # A labels file as the dataset (fer_core.prepare.labels): a path, or its options.
+    labels: LabelsConfig | None = None
 
     @field_validator("class_map", mode="before")
     @classmethod

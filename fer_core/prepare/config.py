@@ -12,8 +12,10 @@ from pathlib import Path
 
 from fer_core import store
 from fer_core.config.prepare import SECTIONS, PrepareConfig, PrepareOptions
+from fer_core.config.labels import with_preset
 from fer_core.config.sections import SUBSETS
 from fer_core.prepare import ingest
+from fer_core.prepare import labels as labels_mod
 from fer_core.prepare.ingest import resolve_class_map, resolve_classes
 from fer_core.prepare.subsets import specs_from
 
@@ -25,8 +27,13 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
                  augment: str | None = None, align: bool | None = None,
                  overrides: Mapping[str, Mapping] | None = None,
                  subsets: Mapping[str, str] | None = None,
-                 all_test: bool = False) -> PrepareConfig:
+                 all_test: bool = False, labels: Mapping | None = None) -> PrepareConfig:
     """Config from a file (if any), then command-line options on top.
+
+    ``labels``: labels-file options (fer_core.config.labels.LabelsConfig's keys) on top of
+    the file's ``ingest.labels``; a ``preset`` fills in the options not given. The labels
+    file is found from here or else from the data folder, and read once to fail at once
+    when nothing of it can be parsed.
 
     ``subsets`` ({name: list file}) adds to or replaces the file's; a relative list path is
     relative to the data folder. A list file that does not exist is an error here.
@@ -52,6 +59,8 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     if classes is not None:
         ing["classes"] = classes
     ing["classes"] = resolve_classes(ing.get("classes"))
+    if labels or ing.get("labels"):
+        raw["ingest"] = ing = _with_labels(ing, labels, data)
     if augment is not None:
         raw.setdefault("augment", {})["plan"] = augment
     if align is not None:
@@ -65,6 +74,25 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     return PrepareConfig(**{name: cls.from_values(raw.get(name, {}), f"{where} [{name}]")
                             for name, cls in SECTIONS.items()},
                          subsets=specs, all_test=all_test)
+
+
+def _with_labels(ing: dict, labels: Mapping | None, data: str) -> dict:
+    given = ing.get("labels")
+    given = {"file": given} if isinstance(given, str) else dict(given or {})
+    ing = with_preset({**ing, "labels": {**given, **(labels or {})}})
+    ing["class_map"] = resolve_class_map(ing.get("class_map"))
+    spec = dict(ing["labels"])
+    file = spec.get("file")
+    if not file:
+        raise ValueError("ingest.labels: no labels file given")
+    found = next((p for p in (Path(file), Path(ingest.data_root(data)) / file) if p.is_file()),
+                 None)
+    if found is None:
+        raise FileNotFoundError(f"labels file {file} not found (from here or the data folder)")
+    spec["file"] = str(found.resolve())
+    checked = labels_mod.LabelsConfig.from_values(spec, "ingest.labels")
+    labels_mod.check_file(store.read_text(spec["file"]), checked)
+    return {**ing, "labels": spec}
 
 
 # The run's sections that decide what a face looks like to its model (and which files count):

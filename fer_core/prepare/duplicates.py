@@ -14,6 +14,9 @@ from fer_core.config.duplicates import DedupConfig
 from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED
 
 TEST = "test"
+# The held-out splits a group's copies are all kept in: test, and a labels file's val
+# (FER+'s PublicTest; 557 groups of identical JPEGs cross its usages).
+HELD_OUT = (TEST, "val")
 CONFLICT = "label conflict"
 CONFLICT_COLUMNS = ["path", "subset", "class", "conflicting_path", "conflicting_class", "action"]
 
@@ -31,9 +34,9 @@ def find_duplicates(manifest: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
     live = out[out["status"] == KEPT]
     live = live[live.duplicated("sha1", keep=False)]  # only the groups that have copies
     # Test copies first, then path order: the kept file is the same on every run.
-    order = live.assign(_test=live["subset"] != TEST).sort_values(["_test", "path"])
+    order = live.assign(_test=~live["subset"].isin(HELD_OUT)).sort_values(["_test", "path"])
     for _, group in order.groupby("sha1", sort=False):
-        test = group[group["subset"] == TEST]
+        test = group[group["subset"].isin(HELD_OUT)]
         if len(test):
             # The held-out set is scored as published: every test copy stays, with its own
             # label, and only the training copies go (duplicates of the first test copy).
@@ -57,7 +60,7 @@ def _mark_copies(out: pd.DataFrame, keep, rest) -> None:
     out.loc[rest, "status"] = DUPLICATE
     out.loc[rest, "duplicate_of"] = kept_path
     # Only copies whose label differs are conflicts; same-label copies are plain duplicates.
-    where = "the held-out " if out.at[keep, "subset"] == TEST else ""
+    where = "the held-out " if out.at[keep, "subset"] in HELD_OUT else ""
     for i in rest:
         if out.at[i, "class"] != kept_class:
             out.at[i, "reason"] = (f"{CONFLICT}: labelled '{out.at[i, 'class']}' here, "

@@ -28,6 +28,7 @@ from fer_core.config.ingest import (  # noqa: F401  (its config and presets, re-
     resolve_class_map,
     resolve_classes,
 )
+from fer_core.prepare import labels
 from fer_core.prepare.manifest import REJECTED, new_rows
 from fer_core.prepare.quality import sharpness
 
@@ -56,7 +57,9 @@ def ingest_files(cfg: IngestConfig, *, progress: Callable | None = None,
         raise FileNotFoundError(f"{root}: data folder does not exist")
     csv_path = _csv_source(root)
     files: list[dict] = []
-    if csv_path is not None:
+    if cfg.labels is not None:
+        rows = _labelled_rows(root, cfg, progress, _known(previous), files)
+    elif csv_path is not None:
         rows = _csv_rows(root, csv_path, cfg)
     else:
         rows = _folder_rows(root, cfg, progress, _known(previous), files)
@@ -136,6 +139,19 @@ def _folder_rows(root: Path, cfg: IngestConfig, progress, known: dict[str, tuple
     return rows
 
 
+def _labelled_rows(root: Path, cfg: IngestConfig, progress, known: dict[str, tuple],
+                   files: list[dict]) -> list[dict]:
+    """The rows of a labels file (fer_core.prepare.labels), each listed file inspected."""
+    text = store.read_text(cfg.labels.file)
+    present = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
+    images = [p for p in present if Path(p).suffix.lower() in cfg.extensions]
+    rows, todo = labels.labelled_rows(text, cfg, present, images)
+    for row in todo:
+        st = (root / store.split_box(row["path"])[0]).stat()
+        row["_stat"] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return rows + _inspect_all(root, todo, cfg, progress, known, files)
+
+
 def _locate(path: Path, layout: list[tuple[str, Path]]) -> tuple[str, Path | None]:
     """The subset and class folder of a file: the first folder below a layout folder."""
     for subset, base in layout:
@@ -158,7 +174,8 @@ def _inspect_all(root: Path, todo: list[dict], cfg: IngestConfig, progress,
     fresh = [row for row in todo if row["path"] not in inspected]
 
     def one(row: dict) -> str:
-        return json.dumps(_inspect(root / row["path"], row["path"], cfg), sort_keys=True)
+        full = root / store.split_box(row["path"])[0]
+        return json.dumps(_inspect(full, row["path"], cfg), sort_keys=True)
 
     # OpenCV decoding and hashlib both release the GIL: threads use both cores.
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
@@ -179,6 +196,9 @@ def _inspect(full: Path, rel: str, cfg: IngestConfig) -> dict:
     try:
         data = store.read_file_bytes(full)
         img = store.decode_image(data, rel, ext=full.suffix)
+        box = store.split_box(rel)[1]
+        if box is not None:  # a face box: its crop is the image (its bytes key the box too)
+            img, data = store.crop_box(img, box, rel), data + rel.encode()
     except store.BadImage as e:
         return {"status": REJECTED, "reason": e.reason}
     h, w = img.shape[:2]

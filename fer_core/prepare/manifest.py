@@ -21,6 +21,9 @@ COLUMNS: dict[str, object] = {
     "align_pass": "",  # the detection pass that found the face (fer_core.prepare.detect)
     "align_note": "",  # why an image stays unaligned: no face, or implausible landmarks
     "align_error": "",  # an alignment batch that failed after its retries
+    "group": "",  # a labels file's subject or clip id (fer_core.prepare.labels)
+    "votes": "",  # a labels file's votes, JSON {column: votes} as read
+    "distribution": "",  # the label distribution the votes give, JSON {class: p}
 }
 _DTYPES = {"width": "int64", "height": "int64", "label": "int64", "aligned": "bool",
            **{c: "float64" for c in (*LANDMARKS, "face_prob", "angle", "sharpness")}}

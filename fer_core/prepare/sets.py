@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -49,10 +51,14 @@ def sets_layout(index: pd.DataFrame, plan: pd.DataFrame, classes: tuple[str, ...
     """The saved sets of ``classes``: train from ``plan`` (its images are augment's array,
     not copied here), val and test from ``index`` (test left out when it has no image),
     ``shape`` the stored images' (h, w, 3). ``manifest`` says why a listed image matched
-    nothing. A list that matches no image is an error (``subsets.check_matched``)."""
+    nothing, and the label distributions (``distribution.npy``, when it has them: a labels
+    file's votes). A list that matches no image is an error (``subsets.check_matched``)."""
     n = len(classes)
     files = labels_files("train", plan["label"].to_numpy(), n,
                          plan[["path", "noise"]].rename(columns={"path": "source"}))
+    dist = distributions(manifest, classes)
+    if dist is not None:  # a noisy copy carries its source's distribution
+        files["train/distribution.npy"] = dist(plan["path"], plan["label"])
     counts = {"train": len(plan)}
     images, paths = {}, {}
     split = index["split"].to_numpy()
@@ -64,9 +70,13 @@ def sets_layout(index: pd.DataFrame, plan: pd.DataFrame, classes: tuple[str, ...
         paths[name] = index["path"].to_numpy()[pos]
         files |= labels_files(name, index["label"].to_numpy()[pos], n,
                               pd.DataFrame({"source": paths[name], "noise": "none"}))
+        if dist is not None:
+            files[f"{name}/distribution.npy"] = dist(paths[name], index["label"].to_numpy()[pos])
         counts[name] = len(pos)
     meta = {"classes": list(classes), "image_size": [int(shape[0]), int(shape[1])],
             "channels": "RGB", "scale": 255, "splits": counts}
+    if dist is not None:
+        meta["distribution"] = "distribution.npy"
     if lists:
         meta["subsets"] = {}
         for listed in lists:
@@ -76,6 +86,29 @@ def sets_layout(index: pd.DataFrame, plan: pd.DataFrame, classes: tuple[str, ...
     files[SETS_META] = meta
     return SetsLayout(files=files, images=images, counts=counts,
                       subsets={k: s["n"] for k, s in meta.get("subsets", {}).items()})
+
+
+def distributions(manifest: pd.DataFrame | None, classes: tuple[str, ...]):
+    """``f(paths, labels) -> float32 (N, C)``: each image's label distribution over
+    ``classes`` (renormalised over them; one-hot where a row has none), or None when the
+    manifest holds no distribution (a dataset of plain labels)."""
+    if manifest is None or "distribution" not in manifest or \
+            not (manifest["distribution"] != "").any():
+        return None
+    rows = manifest[manifest["distribution"] != ""]
+    table = {}
+    for path, text in zip(rows["path"], rows["distribution"], strict=True):
+        given = json.loads(text)
+        table[path] = np.array([given.get(c, 0.0) for c in classes], np.float64)
+
+    def of(paths, labels) -> np.ndarray:
+        out = onehot.one_hot(np.asarray(labels), len(classes)).astype(np.float32)
+        for i, p in enumerate(paths):
+            if p in table and table[p].sum() > 0:
+                out[i] = table[p] / table[p].sum()
+        return out
+
+    return of
 
 
 def labels_files(split: str, labels: np.ndarray, n_classes: int,

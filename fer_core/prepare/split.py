@@ -1,7 +1,8 @@
 """Section 4: label encoding (scikit-learn's LabelEncoder) and the stratified 80/20 split.
 
 The split is taken over the kept images of the ``train`` subset only; a held-out ``test``
-subset (FER2013 / RAF-DB layouts) is kept whole as the test set.
+subset (FER2013 / RAF-DB layouts) is kept whole as the test set. A labels file that gives
+the split (a ``val`` subset: FER+'s PublicTest) replaces the 80/20 split: kept as given.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     out = manifest.copy()
     out["split"] = ""
     out.loc[(out["status"] == KEPT) & (out["subset"] == "test"), "split"] = "test"
+    if given_split(out):
+        for name in ("train", "val"):
+            out.loc[(out["status"] == KEPT) & (out["subset"] == name), "split"] = name
+        return out
     pool = out[(out["status"] == KEPT) & (out["subset"] == "train")]
     if pool.empty:
         if (out["split"] == "test").any():
@@ -49,14 +54,21 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     return out
 
 
+def given_split(manifest: pd.DataFrame) -> bool:
+    """Whether the data gives its own validation split (a labels file's split column)."""
+    return bool(((manifest["status"] == KEPT) & (manifest["subset"] == "val")).any())
+
+
 def split_table(manifest: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
-    """Table 2: class, code, train, val (a held-out test set is counted in Table 3)."""
+    """Table 2: class, code, train, val (a held-out test set is counted in Table 3; when the
+    data gives its split, test too: the split as given)."""
     live = manifest[manifest["status"] == KEPT]
+    splits = ["train", "val", "test"] if given_split(manifest) else ["train", "val"]
     counts = live.groupby(["class", "split"]).size().unstack(fill_value=0)
-    counts = counts.reindex(index=list(classes), columns=["train", "val"], fill_value=0)
+    counts = counts.reindex(index=list(classes), columns=splits, fill_value=0)
     # Codes as text: the total row has none.
     table = pd.DataFrame({"class": list(classes), "code": [str(i) for i in range(len(classes))],
-                          "train": counts["train"].to_numpy(), "val": counts["val"].to_numpy()})
+                          **{s: counts[s].to_numpy() for s in splits}})
     return with_total(table)
 
 

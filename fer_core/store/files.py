@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "read_text",
     "Ref",
     "atomic_path",
     "file_sha256",
@@ -161,6 +162,14 @@ def write_dataset(root: str | os.PathLike, files) -> int:
         else:
             write_image(path, content)
     return len(files)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file (a BOM dropped); a file that is not text is a ValueError naming it."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file ({e.reason})") from None
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:

@@ -16,6 +16,9 @@ from fer_core.store.header import apply_orientation, check_pixels, exif_orientat
 
 __all__ = [
     "CSV_ROW_SEP",
+    "BOX_SEP",
+    "split_box",
+    "crop_box",
     "BadImage",
     "read_file_bytes",
     "decode_image",
@@ -38,6 +41,9 @@ __all__ = [
 
 
 CSV_ROW_SEP = "#row="
+# A face box of a labels file's row (fer_core.prepare.labels): ``file.jpg#box=x,y,w,h``
+# is that file cropped to the box, for every stage that reads it.
+BOX_SEP = "#box="
 
 
 class BadImage(ValueError):
@@ -119,12 +125,35 @@ def to_rgb8(img: np.ndarray) -> np.ndarray:
 
 
 def read_image(root: str | os.PathLike, path: str) -> np.ndarray:
-    """One input image as 8-bit RGB; ``path`` is relative to ``root`` (or a CSV row ref)."""
+    """One input image as 8-bit RGB; ``path`` is relative to ``root`` (or a CSV row ref, or
+    a file with a face box)."""
     if CSV_ROW_SEP in path:
         csv_path, row = path.split(CSV_ROW_SEP)
         return csv_image(str(Path(root) / csv_path), int(row))
-    full = Path(root) / path
-    return decode_image(read_file_bytes(full), path, ext=full.suffix)
+    file, box = split_box(path)
+    full = Path(root) / file
+    img = decode_image(read_file_bytes(full), path, ext=full.suffix)
+    return img if box is None else crop_box(img, box, path)
+
+
+def split_box(path: str) -> tuple[str, tuple[int, int, int, int] | None]:
+    """(file, face box x, y, w, h or None) of a manifest path."""
+    if BOX_SEP not in path:
+        return path, None
+    file, box = path.split(BOX_SEP)
+    x, y, w, h = (int(v) for v in box.split(","))
+    return file, (x, y, w, h)
+
+
+def crop_box(img: np.ndarray, box: tuple[int, int, int, int], path: str) -> np.ndarray:
+    """The image cut to a face box, the box clipped to the image (datasets' boxes may
+    reach past its edge); BadImage when nothing of the box is inside."""
+    x, y, w, h = box
+    height, width = img.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        raise BadImage(path, f"face box {x},{y},{w},{h} is outside the {width}x{height} image")
+    return np.ascontiguousarray(img[y0:y1, x0:x1])
 
 
 def read_images(root: str | os.PathLike, paths: Sequence[str]) -> list[np.ndarray]:
