@@ -49,7 +49,8 @@ class LabelsConfig(Config):
     columns: tuple[str, ...] | None = None
     # Integer class codes to names (``1=Surprise,2=Fear``); a code or name outside is unknown.
     label_names: Mapping[str, str] = Field(default_factory=dict)
-    # The column holding each row's split, and its values mapped to train/val/test.
+    # The column holding each row's split, and its values (or patterns: train_*=train) mapped
+    # to train/val/test.
     split_column: str | None = None
     split_map: Mapping[str, str] = Field(default_factory=dict)
     # Face box columns x, y, width, height (pixels): the image is cropped to it first.

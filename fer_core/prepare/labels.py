@@ -13,6 +13,7 @@ Pure: the caller reads the file's text and lists the data folder (fer_core.prepa
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def labelled_rows(text: str, cfg: IngestConfig, present: Iterable[str],
         reason = ""
         if labels.split_column:
             value = row[labels.split_column]
-            out["subset"] = labels.split_map.get(value, value)
+            out["subset"] = split_of(value, labels)
             if out["subset"] not in SPLITS:
                 reason, out["subset"] = f"unknown split '{value}' (line {line})", ""
         if not reason:
@@ -146,6 +147,15 @@ def labelled_rows(text: str, cfg: IngestConfig, present: Iterable[str],
     settled += [_rejected(p, NOT_LISTED) for p in sorted(set(images) - listed)
                 if p != labels.file]
     return settled, todo
+
+
+def split_of(value: str, cfg: LabelsConfig) -> str:
+    """A split column's value mapped by ``split_map``: a key is the value itself or a
+    pattern (``train_*=train``: RAF-DB's split is its file names' prefix, so
+    ``--split-column path``); an unmapped value is kept (train, val, test pass)."""
+    if value in cfg.split_map:
+        return cfg.split_map[value]
+    return next((v for k, v in cfg.split_map.items() if fnmatch.fnmatchcase(value, k)), value)
 
 
 def _rejected(path: str, reason: str) -> dict:

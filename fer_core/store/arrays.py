@@ -165,6 +165,8 @@ class SavedSet:
     # A named subset (e.g. test_private) is these rows of its parent split.
     parent: str | None = None
     rows: np.ndarray | None = None
+    # (N, C) float32 label distributions, when the data had votes (a labels file's).
+    distribution: np.ndarray | None = None
 
     @property
     def targets(self) -> np.ndarray:
@@ -185,10 +187,13 @@ def load_set(run_dir: str | os.PathLike, split: str) -> SavedSet:
     base = sets_dir(run_dir)
     meta = read_json(base / SETS_META)
     subsets = meta.get("subsets") or {}
+    dist = meta.get("distribution")
     if split in meta["splits"]:
         return SavedSet(images=read_array(base / split / "images.npy"),
                         labels=read_array(base / split / "labels.npy", mmap=False),
-                        classes=tuple(meta["classes"]))
+                        classes=tuple(meta["classes"]),
+                        distribution=read_array(base / split / dist, mmap=False) if dist
+                        else None)
     if split not in subsets:
         raise FileNotFoundError(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])}"
                                 + (f", subsets: {sorted(subsets)}" if subsets else "") + ")")
@@ -198,7 +203,9 @@ def load_set(run_dir: str | os.PathLike, split: str) -> SavedSet:
     # Plain reads of just these rows: the parent's whole array is not mapped for them.
     return SavedSet(images=read_rows(base / parent / "images.npy", rows),
                     labels=read_array(base / parent / "labels.npy", mmap=False)[rows],
-                    classes=tuple(meta["classes"]), parent=parent, rows=rows)
+                    classes=tuple(meta["classes"]), parent=parent, rows=rows,
+                    distribution=read_array(base / parent / dist, mmap=False)[rows] if dist
+                    else None)
 
 
 def evaluation_splits(run_dir: str | os.PathLike) -> tuple[str, ...]:
