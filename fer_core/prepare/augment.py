@@ -67,7 +67,8 @@ def balance_plan(counts: Mapping[str, int], cfg: AugmentConfig) -> dict[str, Cla
     target = max(counts.values())
     k = len(cfg.noises)
     return {c: ClassPlan(fraction=cfg.largest_replace_fraction, mode="replace") if n == target
-            else ClassPlan(fraction=(target - n) / (k * n), mode="add")
+            # A class with no training image (a given split can leave one) has none to copy.
+            else ClassPlan(fraction=(target - n) / (k * n) if n else 0.0, mode="add")
             for c, n in counts.items()}
 
 
