@@ -224,3 +224,19 @@ class _VoteReader:
         return {"votes": raw, "class": self.classes[int(np.argmax(dist))],
                 "distribution": json.dumps(dict(zip(self.classes, dist.round(6).tolist(),
                                                     strict=True)))}
+
+
+def label_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """(ours, for a file of votes) Which faces the votes label, per split as the file gives
+    it: faces per class, and the faces without a label by reason (``no majority``,
+    ``unknown``, ``not a face``, ``too spread``). Counted as labelled, whatever a later
+    stage did with the face (a duplicate stays counted): the file's labels themselves."""
+    rows = manifest[manifest["votes"] != ""]
+    labelled = rows["distribution"] != ""
+    what = rows["class"].where(labelled, rows["reason"].str.split(":").str[0])
+    table = pd.crosstab(rows["subset"], what)
+    reasons = sorted(set(what[~labelled]))
+    classes = sorted(set(what[labelled]))
+    order = [s for s in SPLITS if s in table.index]
+    return table.reindex(index=order, columns=classes + reasons, fill_value=0) \
+        .rename_axis(index="split", columns=None).reset_index()

@@ -15,7 +15,16 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from fer_core.prepare import align, augment, distribution, duplicates, figures, quality, split
+from fer_core.prepare import (
+    align,
+    augment,
+    distribution,
+    duplicates,
+    figures,
+    labels,
+    quality,
+    split,
+)
 from fer_core.prepare.manifest import KEPT
 
 REPORTS = "reports"
@@ -33,6 +42,8 @@ def report_files(m: pd.DataFrame, index: pd.DataFrame, plan: pd.DataFrame,
               "sharpness": quality.sharpness_table(m),
               # (ours) which identical files were labelled differently and what was kept
               "label_conflicts": duplicates.conflict_table(m)}
+    if (m["votes"] != "").any():  # (ours) which faces a labels file's votes label
+        tables["labels"] = labels.label_table(m)
     files: dict[str, object] = {f"{REPORTS}/{name}.csv": t for name, t in tables.items()}
     per_class = dist[dist["class"] != "Total"]
     files[f"{REPORTS}/fig2_distribution.png"] = figures.histogram(

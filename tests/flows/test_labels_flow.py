@@ -119,3 +119,20 @@ def test_fer_prepare_ferplus(prefect_backend, ferplus_small, tmp_path):
     m2 = store.read_frame(again / "manifest.parquet").set_index("path")
     assert m2.at[first, "class"] != before
     assert json.loads(m2.at[first, "votes"])[other] == 10
+
+
+def test_a_labels_file_that_cannot_be_read_fails_at_once(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = tmp_path / "labels.csv"
+    bad.write_text("file,emotion\nx.jpg,1\n")
+    out = str(tmp_path / "run")
+    assert main(["prepare", str(data), "--labels", str(bad), "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "labels.csv: no 'path' column" in err[0]
+    assert main(["prepare", str(data), "--labels", str(tmp_path / "none.csv"), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "labels file" in err and "none.csv not found" in err
+    assert main(["prepare", str(data), "--preset", "ferplus", "--out", out]) == 2
+    assert "no labels file given" in capsys.readouterr().err
+    assert not Path(out).exists()
