@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fer_core import store
-from fer_core.config.prepare import SECTIONS, PrepareConfig, PrepareOptions
 from fer_core.config.labels import with_preset
+from fer_core.config.prepare import SECTIONS, PrepareConfig, PrepareOptions
 from fer_core.config.sections import SUBSETS
 from fer_core.prepare import ingest
 from fer_core.prepare import labels as labels_mod

@@ -9,11 +9,10 @@ the list files and writes what comes back (``fer_core.store.stage_files.write_fi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import json
 
 import numpy as np
 import pandas as pd
