@@ -80,6 +80,13 @@ def test_fer_prepare_ferplus(prefect_backend, ferplus_small, tmp_path):
         assert split.at["Total", name] == (kept["split"] == name).sum()
         assert (kept.loc[kept["subset"] == name, "split"] == name).all()
 
+    # reports/labels.csv: every face with votes counted once, under its class or reason.
+    table = pd.read_csv(run / "reports" / "labels.csv").set_index("split")
+    per_usage = votes["usage"].map(USAGE).value_counts()
+    assert table.sum(axis=1).to_dict() == per_usage.to_dict()
+    assert table.at["test", "no majority"] == (m.loc[m["subset"] == "test", "reason"]
+                                               == "no majority").sum()
+
     # Distributions: each saved row's is its source's, noisy copies included.
     meta = store.read_json(run / "sets" / "meta.json")
     classes = meta["classes"]

@@ -223,6 +223,14 @@ def test_every_row_and_image_is_accounted_for(tmp_path):
     assert reasons["e.jpg"] == reasons["f.jpg"] == "not in the labels file"
     # Nothing else: the 7 images, the missing file's row and the malformed row.
     assert len(m) == 9 and (m["status"] == "rejected").sum() == 6
+    # The same from a config file's ingest.labels (its file found from the data folder).
+    shutil.copy(labels, data / "labels.csv")
+    config = tmp_path / "prep.yaml"
+    config.write_text("ingest:\n  labels:\n    file: labels.csv\n"
+                      "    label_names: 1=Happiness,2=Sadness\n")
+    again = ingest(build_config(str(data), file=config).ingest).set_index("path")
+    # The labels file now lies in the data folder: not an image, so not "unlisted".
+    assert again.drop(columns="reason").equals(m.drop(columns="reason"))
 
 
 def test_a_file_that_cannot_be_read_is_one_line(tmp_path):
@@ -234,5 +242,5 @@ def test_a_file_that_cannot_be_read_is_one_line(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(ValueError, match="not a UTF-8 text file"):
         build_config(str(tmp_path / "data"), labels={"file": str(bad)})
-    with pytest.raises(ValueError, match="unknown labels preset 'fer'; known: \['ferplus'\]"):
+    with pytest.raises(ValueError, match=r"unknown labels preset 'fer'; known: \['ferplus'\]"):
         build_config(str(tmp_path / "data"), labels={"file": str(bad), "preset": "fer"})
