@@ -121,7 +121,7 @@ def labelled_rows(text: str, cfg: IngestConfig, present: Iterable[str],
         out = {"path": path, "subset": "train", "group": row.get("group", "")}
         if path in seen:
             settled.append({**out, "status": REJECTED,
-                            "reason": f"listed again at line {line} (first at line {seen[path]})"})
+                            "reason": f"listed twice: line {line}, first at line {seen[path]}"})
             continue
         seen[path] = line
         reason = ""
@@ -129,7 +129,7 @@ def labelled_rows(text: str, cfg: IngestConfig, present: Iterable[str],
             value = row[labels.split_column]
             out["subset"] = split_of(value, labels)
             if out["subset"] not in SPLITS:
-                reason, out["subset"] = f"unknown split '{value}' (line {line})", ""
+                reason, out["subset"] = f"unknown split '{value}': line {line}", ""
         if not reason:
             got = read.label(i, out["subset"]) if read else _named_class(row["label"], labels)
             out.update(got)
@@ -139,7 +139,7 @@ def labelled_rows(text: str, cfg: IngestConfig, present: Iterable[str],
         if not reason and cfg.classes is not None and out["class"] not in cfg.classes:
             reason = f"class '{out['class']}' not selected"
         if not reason and file not in present:
-            reason = f"listed at line {line} but no such file"
+            reason = f"no such file: listed at line {line}"
         if reason:
             settled.append({**out, "status": REJECTED, "reason": reason})
         else:

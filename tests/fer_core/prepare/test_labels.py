@@ -16,7 +16,7 @@ import pytest
 
 from fer_core import store
 from fer_core.prepare.config import build_config
-from fer_core.prepare.ingest import ingest
+from fer_core.prepare.ingest import ingest, summarize_rejections
 from tests.conftest import extract_fer2013_subset, require_fer2013
 
 VOTES = Path(__file__).resolve().parents[3].parent / "shared/data/ferplus_votes.csv"
@@ -218,11 +218,13 @@ def test_every_row_and_image_is_accounted_for(tmp_path):
                                                                      "Sadness"]
     assert reasons["c.jpg"].startswith("unknown code '9'")
     assert reasons["d.jpg"].startswith("unknown class 'Joy'")
-    assert reasons["missing.jpg"] == "listed at line 6 but no such file"
+    assert reasons["missing.jpg"] == "no such file: listed at line 6"
     assert reasons["labels.csv#line=7"].startswith("malformed row: 3 fields")
     assert reasons["e.jpg"] == reasons["f.jpg"] == "not in the labels file"
     # Nothing else: the 7 images, the missing file's row and the malformed row.
     assert len(m) == 9 and (m["status"] == "rejected").sum() == 6
+    # One summary line per kind of reason, whatever the line numbers.
+    assert len(summarize_rejections(m.reset_index())) == 5
     # The same from a config file's ingest.labels (its file found from the data folder).
     shutil.copy(labels, data / "labels.csv")
     config = tmp_path / "prep.yaml"
