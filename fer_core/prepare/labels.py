@@ -179,8 +179,10 @@ def _manifest_path(row: dict, cfg: LabelsConfig) -> tuple[str, str]:
 
 
 def _named_class(value: str, cfg: LabelsConfig) -> dict:
+    if not value:
+        return {"reason": "malformed row: empty label"}
     if not cfg.label_names:
-        return {"class": value} if value else {"reason": "malformed row: empty label"}
+        return {"class": value}
     if value in cfg.label_names:
         return {"class": cfg.label_names[value]}
     if value in cfg.label_names.values():
