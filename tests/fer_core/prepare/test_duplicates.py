@@ -172,3 +172,14 @@ def test_fer2013_every_test_image_is_kept(fer2013_full):
                & out["reason"].str.startswith("label conflict")]
     assert len(dups) > 0 and dups["duplicate_of"].str.startswith("test/").all()
     assert all(sha1[p] == sha1[d] for p, d in dups["duplicate_of"].items())
+
+
+def test_val_and_test_copies_are_never_dropped():
+    # FER+'s usages: identical bytes in Training, PublicTest (val) and PrivateTest (test).
+    m = rows(("train/a.jpg", "a", "x", "train"), ("val/b.jpg", "b", "x", "val"),
+             ("test/c.jpg", "a", "x", "test"), ("val/d.jpg", "a", "y", "val"),
+             ("val/e.jpg", "a", "y", "val"))
+    out = find_duplicates(m, DedupConfig()).set_index("path")
+    assert out.loc[["val/b.jpg", "test/c.jpg", "val/d.jpg", "val/e.jpg"], "status"].eq(KEPT).all()
+    assert out.loc["train/a.jpg", "status"] == DUPLICATE
+    assert out.loc["train/a.jpg", "duplicate_of"] == "test/c.jpg"

@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 
 from fer_core import store
+from fer_core.config.ingest import IngestConfig
 from fer_core.prepare.config import build_config
 from fer_core.prepare.ingest import ingest, summarize_rejections
+from fer_core.prepare.labels import labelled_rows
 from tests.conftest import extract_fer2013_subset, require_fer2013
 
 VOTES = Path(__file__).resolve().parents[3].parent / "shared/data/ferplus_votes.csv"
@@ -246,3 +248,19 @@ def test_a_file_that_cannot_be_read_is_one_line(tmp_path):
         build_config(str(tmp_path / "data"), labels={"file": str(bad)})
     with pytest.raises(ValueError, match=r"unknown labels preset 'fer'; known: \['ferplus'\]"):
         build_config(str(tmp_path / "data"), labels={"file": str(bad), "preset": "fer"})
+
+
+def test_a_file_of_probabilities_is_used_as_given():
+    # No row sums past 1: probabilities, so no outlier rule (0.1 stays). Majority on val.
+    text = ("path,split,a,b,c\n"
+            "x.jpg,train,0.6,0.3,0.1\n"    # probability: 0.6 then 0.3 -> 0.9 >= 0.75
+            "y.jpg,val,0.6,0.3,0.1\n"      # majority: a
+            "z.jpg,train,0.4,0.35,0.25\n")  # 0.4, 0.35 -> 0.75 kept: 0.4/0.75, 0.35/0.75
+    cfg = IngestConfig(root=".", labels={"file": "p.csv", "split_column": "split",
+                                         "mode": "probability"})
+    settled, todo = labelled_rows(text, cfg, ["x.jpg", "y.jpg", "z.jpg"], [])
+    assert settled == []
+    got = {r["path"]: (r["subset"], json.loads(r["distribution"])) for r in todo}
+    assert got["x.jpg"][1] == pytest.approx({"a": 0.6 / 0.9, "b": 0.3 / 0.9, "c": 0})
+    assert got["y.jpg"] == ("val", {"a": 1, "b": 0, "c": 0})
+    assert got["z.jpg"][1] == pytest.approx({"a": 0.4 / 0.75, "b": 0.35 / 0.75, "c": 0})

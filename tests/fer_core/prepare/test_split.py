@@ -68,3 +68,16 @@ def test_the_split_stage_encodes_then_splits_and_leaves_its_input_untouched():
     assert (out.loc[out["subset"] == "test", "split"] == "test").all()
     train = out[out["subset"] == "train"]
     assert train["split"].value_counts().to_dict() == {"train": 24, "val": 6}  # 80/20 of 30
+
+
+def test_a_given_split_is_kept_as_given_and_table2_reports_it():
+    # A labels file's split column (FER+'s usages): 3 a + 1 b in train, no 80/20.
+    m = pd.concat([manifest_of({"a": 3, "b": 1}), manifest_of({"a": 2, "b": 1}, "val"),
+                   manifest_of({"a": 1, "b": 2}, "test")], ignore_index=True)
+    encoded, classes = encode_labels(m)
+    out = split(encoded, SplitConfig())
+    assert (out["split"] == out["subset"]).all()
+    table = split_table(out, classes).set_index("class")
+    assert list(table.columns) == ["code", "train", "val", "test"]
+    assert table.loc["a", ["train", "val", "test"]].tolist() == [3, 2, 1]
+    assert table.loc["Total", ["train", "val", "test"]].tolist() == [4, 3, 3]
