@@ -11,12 +11,9 @@ from __future__ import annotations
 import pandas as pd
 
 from fer_core.config.duplicates import DedupConfig
-from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED
+from fer_core.prepare.manifest import DUPLICATE, HELD_OUT, KEPT, REJECTED
 
 TEST = "test"
-# The held-out splits a group's copies are all kept in: test, and a labels file's val
-# (FER+'s PublicTest; 557 groups of identical JPEGs cross its usages).
-HELD_OUT = (TEST, "val")
 CONFLICT = "label conflict"
 CONFLICT_COLUMNS = ["path", "subset", "class", "conflicting_path", "conflicting_class", "action"]
 

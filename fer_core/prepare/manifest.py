@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 
 KEPT, DUPLICATE, REJECTED = "kept", "duplicate", "rejected"
+# The held-out subsets, never dropped for a training copy: test, and a labels file's val
+# (FER+'s PublicTest; 557 groups of identical JPEGs cross its usages).
+HELD_OUT = ("test", "val")
 
 LANDMARKS = ("left_eye_x", "left_eye_y", "right_eye_x", "right_eye_y", "nose_x", "nose_y")
 

@@ -25,9 +25,8 @@ import pandas as pd
 from PIL import Image
 
 from fer_core.config.near_duplicates import NearDupConfig
-from fer_core.prepare.manifest import DUPLICATE, KEPT
+from fer_core.prepare.manifest import DUPLICATE, HELD_OUT, KEPT
 
-TEST = "test"
 NEAR = "near-duplicate"
 WORK = 48  # every image is hashed as a 48x48 grey face: FER2013's size, and probes in pixels
 # Only the centre is hashed: a probe that moves or shrinks an image fills its border with
@@ -203,7 +202,7 @@ def probed(subsets: np.ndarray, cfg: NearDupConfig) -> np.ndarray:
     """The images hashed at every probe (``cfg.probe``); subsets: of the hashed rows."""
     if cfg.probe == "all":
         return np.ones(len(subsets), bool)
-    test = subsets == TEST
+    test = np.isin(subsets, HELD_OUT)
     return test if cfg.probe == "held_out" and (~test).any() else np.zeros(len(subsets), bool)
 
 
@@ -230,8 +229,10 @@ def mark_near_duplicates(manifest: pd.DataFrame, pairs: pd.DataFrame,
     by_path = out.reset_index().set_index("path")
     sub_a = by_path.loc[pairs["path_a"], "subset"].to_numpy()
     sub_b = by_path.loc[pairs["path_b"], "subset"].to_numpy()
-    cross = pairs[(sub_a == TEST) != (sub_b == TEST)]
-    a_test = by_path.loc[cross["path_a"], "subset"].to_numpy() == TEST
+    # Held out: test, and a labels file's val; a pair of two held-out images drops neither.
+    held_a, held_b = np.isin(sub_a, HELD_OUT), np.isin(sub_b, HELD_OUT)
+    cross = pairs[held_a != held_b]
+    a_test = held_a[held_a != held_b]
     links = pd.DataFrame({"train": np.where(a_test, cross["path_b"], cross["path_a"]),
                           "test": np.where(a_test, cross["path_a"], cross["path_b"]),
                           "distance": cross["distance"], "fine": cross["fine_distance"]})

@@ -118,3 +118,15 @@ def test_drop_train_marks_the_training_copy_and_never_a_test_image():
     assert by_split.loc["test-train (duplicate)", "different_labels"] == 1
     by_class = class_counts(table).set_index("class")
     assert by_class.loc["b", "different_labels"] == 1 and by_class.loc["a", "pairs"] == 5
+
+
+def test_drop_train_never_drops_a_val_image_of_a_given_split():
+    # A labels file's val (FER+'s PublicTest) is held out like test.
+    m = manifest_of([("v/1.jpg", "a", "val"), ("t/2.jpg", "a", "test"),
+                     ("tr/3.jpg", "a", "train")])
+    pairs = __import__("pandas").DataFrame({
+        "path_a": ["v/1.jpg", "tr/3.jpg"], "path_b": ["t/2.jpg", "v/1.jpg"],
+        "probe": [0, 0], "distance": [1, 2], "fine_distance": [5, 9]})
+    out = mark_near_duplicates(m, pairs, NearDupConfig(policy="drop_train")).set_index("path")
+    assert out.loc[["v/1.jpg", "t/2.jpg"], "status"].eq(KEPT).all()
+    assert out.loc["tr/3.jpg", "duplicate_of"] == "v/1.jpg"
