@@ -60,7 +60,8 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     manifest = duplicates_task(manifest, cfg.dedup, store_root)          # 4: SHA-1 duplicates
     manifest = near = near_duplicates_task(manifest, cfg.near_duplicates, root,  # (ours) near-
                                            store_root)                   #   duplicates, pHash
-    manifest = split_task(manifest, cfg.split, store_root)               # 4: encode, split 80/20
+    manifest = split_task(manifest, cfg.split, store_root, near)         # 4: encode, split 80/20
+    #                                                                      (ours) by group
     check_classes(classes_of(read_manifest(manifest)), known_classes, cfg.ingest.root)
     warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
     manifest, failed = align_runner(dask_address, cfg.align)(            # 5: MTCNN alignment

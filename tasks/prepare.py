@@ -10,10 +10,21 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 
 from fer_core import store
-from fer_core.prepare import align, augment, detect, duplicates, ingest, quality, resize, split
+from fer_core.prepare import (
+    align,
+    augment,
+    detect,
+    duplicates,
+    groups,
+    ingest,
+    quality,
+    resize,
+    split,
+)
 from fer_core.prepare import batches as batching
 from fer_core.runtime.progress import bar
 from fer_core.store import Ref, stage_files
@@ -58,14 +69,21 @@ def duplicates_task(manifest: Ref, cfg: duplicates.DedupConfig, store_root: str)
 
 
 def _split_dir(a) -> Path:
-    return result_dir(a["store_root"], "split", [a["manifest"].sha256], a["cfg"],
-                      [split, stage_files])
+    near = a.get("near")
+    return result_dir(a["store_root"], "split",
+                      [a["manifest"].sha256, near.sha256 if near else "no-near-duplicates"],
+                      a["cfg"], [split, groups, stage_files])
 
 
 @task(name="split", task_run_name="label-encode-and-split", **task_options(_split_dir))
-def split_task(manifest: Ref, cfg: split.SplitConfig, store_root: str) -> Ref:
-    return stage_files.manifest_stage(_split_dir(locals()),
-                                lambda: split.encode_and_split(read_manifest(manifest), cfg))
+def split_task(manifest: Ref, cfg: split.SplitConfig, store_root: str,
+               near: Ref | None = None) -> Ref:
+    """Whole groups (``near``: the near-duplicate stage's result, whose pairs join them)."""
+    def make() -> pd.DataFrame:
+        pairs = stage_files.read_table(near, stage_files.PAIRS) if near else None
+        return split.encode_and_split(read_manifest(manifest), cfg, pairs)
+
+    return stage_files.manifest_stage(_split_dir(locals()), make)
 
 
 @task(name="quality", task_run_name="sharpness-per-split", **task_options(None))

@@ -9,7 +9,8 @@ compared, never all pairs), then confirmed by a 256-bit phash of the same pair
 
 A DCT hash of a 48-pixel face moves far under a shift of 2-3 pixels, so the held-out side
 is also hashed at a few small shifts and scales (``shift``, ``scales``): a shifted or
-cropped copy is close to one of them. The defaults are measured on made copies of real
+cropped copy is close to one of them. The training side is hashed at half of them (one of
+each opposite pair), which finds shifted copies among training images too (``probe``). The defaults are measured on made copies of real
 FER2013 faces (bench/near_duplicates.py): 96% of made pairs found, under 1% of distinct
 faces falsely paired; without the probes or the 256-bit check one of the two fails.
 """
@@ -58,14 +59,14 @@ def _moved(grey: np.ndarray, dx: float, dy: float, scale: float) -> np.ndarray:
 
 def coarse_hashes(images: list[np.ndarray], cfg: NearDupConfig, *,
                   probed: np.ndarray) -> np.ndarray:
-    """(n, P) 64-bit phashes of one batch, at every probe for the images where ``probed``
-    is True, at probe 0 alone elsewhere (the other probes stay 0, never looked up)."""
+    """(n, P) 64-bit phashes of one batch, at the probes ``probed`` (n, P) marks for each
+    image (probe 0 always; the others stay 0 where not marked, never looked up)."""
     ps = probes(cfg)
     out = np.zeros((len(images), len(ps)), np.uint64)
     for i, img in enumerate(images):
         grey = grey48(img)
-        for p, move in enumerate(ps if probed[i] else ps[:1]):
-            out[i, p] = _phash(_centre(grey, move), 8)[0]
+        for p in np.flatnonzero(probed[i]):
+            out[i, p] = _phash(_centre(grey, ps[p]), 8)[0]
     return out
 
 
@@ -150,14 +151,12 @@ def candidates(coarse: np.ndarray, subsets: np.ndarray, cfg: NearDupConfig) -> p
     """Pairs within ``max_distance`` on the 64-bit hash: ``moved`` at ``probe`` against
     ``other`` as it is. Every image is compared with every other as it is; a probed image
     is also compared at its probes, with the images of the other subsets."""
-    asked = np.zeros(coarse.shape, bool)
-    asked[:, 0] = True
-    asked[probed(subsets, cfg)] = True
-    img, probe = np.nonzero(asked)
+    img, probe = np.nonzero(probed(subsets, cfg))
     hits = _matches(coarse[:, 0], coarse[img, probe], cfg.max_distance, cfg.block_radius)
     a, b, d, p = img[hits[:, 0]], hits[:, 1], hits[:, 2], probe[hits[:, 0]]
-    # An image is never its own pair, and a probe is only for the other subsets.
-    keep = (a != b) & ((p == 0) | (subsets[a] != subsets[b]) | (cfg.probe == "all"))
+    # An image is never its own pair; a held-out image's probe is only for the other subsets.
+    with_all = (cfg.probe == "all") | ((cfg.probe == "half") & ~np.isin(subsets[a], HELD_OUT))
+    keep = (a != b) & ((p == 0) | (subsets[a] != subsets[b]) | with_all)
     out = pd.DataFrame({"moved": a[keep], "other": b[keep], "probe": p[keep],
                         "distance": d[keep]})
     # Each unordered pair once at probe 0 (found from both sides), the probes' hits as found.
@@ -198,12 +197,27 @@ def find_pairs(images: list[np.ndarray], subsets: np.ndarray,
     return confirm(cands, fine_hashes(images, wanted_fine(cands, len(images)), cfg), cfg)
 
 
+def half_probes(cfg: NearDupConfig) -> np.ndarray:
+    """Which probes are the first of each opposite pair of moves (and the shrinking
+    scales): a copy moved by -m is found from the other image's probe at +m."""
+    return np.array([(dx, dy) > (0.0, 0.0) if scale == 1.0 else scale < 1.0
+                     for dx, dy, scale in probes(cfg)]) | (np.arange(len(probes(cfg))) == 0)
+
+
 def probed(subsets: np.ndarray, cfg: NearDupConfig) -> np.ndarray:
-    """The images hashed at every probe (``cfg.probe``); subsets: of the hashed rows."""
-    if cfg.probe == "all":
-        return np.ones(len(subsets), bool)
+    """(n, P): the probes each image is hashed at (``cfg.probe``); subsets: of the hashed
+    rows."""
+    n_probes = len(probes(cfg))
+    out = np.zeros((len(subsets), n_probes), bool)
+    out[:, 0] = True
     test = np.isin(subsets, HELD_OUT)
-    return test if cfg.probe == "held_out" and (~test).any() else np.zeros(len(subsets), bool)
+    if cfg.probe == "all":
+        out[:] = True
+    elif cfg.probe in ("held_out", "half") and (~test).any():
+        out[test] = True
+    if cfg.probe == "half":
+        out[~test] |= half_probes(cfg)
+    return out
 
 
 def hashed_rows(manifest: pd.DataFrame) -> pd.DataFrame:

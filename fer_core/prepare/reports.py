@@ -2,7 +2,7 @@
 
 From the final manifest, the resize index and the augmentation plan: every table (Table 1
 distribution, Table 2 split, Table 3 alignment, Table 5 augmentation, and ours: sharpness
-per split, label conflicts) as a frame, every figure as a matplotlib Figure, under the
+per split, label conflicts, the split's groups) as a frame, every figure as a matplotlib Figure, under the
 paths they are saved at (``reports/...``, and the manifest at the run folder's top).
 Pure but for two readers the caller passes: an input image by path, and stored
 (pre-processed) images by position in the index, for Figures 3 and 4's one example face.
@@ -21,6 +21,7 @@ from fer_core.prepare import (
     distribution,
     duplicates,
     figures,
+    groups,
     labels,
     quality,
     split,
@@ -41,7 +42,9 @@ def report_files(m: pd.DataFrame, index: pd.DataFrame, plan: pd.DataFrame,
               "alignment": align.alignment_table(m, classes), "augmentation": aug,
               "sharpness": quality.sharpness_table(m),
               # (ours) which identical files were labelled differently and what was kept
-              "label_conflicts": duplicates.conflict_table(m)}
+              "label_conflicts": duplicates.conflict_table(m),
+              # (ours) the groups the split kept whole; mixed_labels: assigned by majority
+              "split_groups": groups.group_table(m)}
     if (m["votes"] != "").any():  # (ours) which faces a labels file's votes label
         tables["labels"] = labels.label_table(m)
     files: dict[str, object] = {f"{REPORTS}/{name}.csv": t for name, t in tables.items()}

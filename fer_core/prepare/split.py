@@ -3,6 +3,9 @@
 The split is taken over the kept images of the ``train`` subset only; a held-out ``test``
 subset (FER2013 / RAF-DB layouts) is kept whole as the test set. A labels file that gives
 the split (a ``val`` subset: FER+'s PublicTest) replaces the 80/20 split: kept as given.
+(ours) Otherwise it splits whole groups (near-duplicates, one subject or clip:
+fer_core.prepare.groups); when every group is one image it is the paper's
+``train_test_split``, row for row.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from fer_core.config.split import SplitConfig
+from fer_core.prepare import groups as grouping
 from fer_core.prepare.distribution import with_total
 from fer_core.prepare.manifest import KEPT
 
@@ -26,12 +30,15 @@ def encode_labels(manifest: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]
     return out, tuple(str(c) for c in encoder.classes_)
 
 
-def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
-    """Shuffle, then split the train subset 80/20 stratified by label (seed 0)."""
+def split(manifest: pd.DataFrame, cfg: SplitConfig,
+          pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Shuffle, then split the train subset 80/20 stratified by label (seed 0), whole
+    groups at a time. ``pairs``: near-duplicate pairs by path (``path_a``, ``path_b``)."""
     if not 0 < cfg.val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
     out = manifest.copy()
     out["split"] = ""
+    out[grouping.SPLIT_GROUP] = -1
     out.loc[(out["status"] == KEPT) & (out["subset"] == "test"), "split"] = "test"
     if given_split(out):
         for name in ("train", "val"):
@@ -46,9 +53,17 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     if (small < 2).any():
         names = sorted(pool.loc[pool["label"].isin(small[small < 2].index), "class"].unique())
         raise ValueError(f"classes with fewer than 2 images cannot be split: {names}")
-    train_idx, val_idx = train_test_split(
-        pool.index.to_numpy(), test_size=cfg.val_fraction, shuffle=True,
-        stratify=pool["label"].to_numpy(), random_state=cfg.random_state)
+    groups = grouping.find_groups(pool, pairs if cfg.group_near_duplicates else None,
+                                  cfg.group_pattern)
+    out.loc[pool.index, grouping.SPLIT_GROUP] = groups
+    if groups.max() + 1 == len(pool):  # every group one image: the paper's split
+        train_idx, val_idx = train_test_split(
+            pool.index.to_numpy(), test_size=cfg.val_fraction, shuffle=True,
+            stratify=pool["label"].to_numpy(), random_state=cfg.random_state)
+    else:
+        to_val = grouping.assign_groups(groups, pool["label"].to_numpy(), cfg.val_fraction,
+                                        cfg.random_state)
+        train_idx, val_idx = pool.index[~to_val], pool.index[to_val]
     out.loc[train_idx, "split"] = "train"
     out.loc[val_idx, "split"] = "val"
     return out
@@ -77,6 +92,7 @@ def classes_of(manifest: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(str(c) for c in manifest.loc[manifest["status"] == KEPT, "class"].unique()))
 
 
-def encode_and_split(manifest: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
+def encode_and_split(manifest: pd.DataFrame, cfg: SplitConfig,
+                     pairs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The split stage: LabelEncoder codes (``encode_labels``), then the split (``split``)."""
-    return split(encode_labels(manifest)[0], cfg)
+    return split(encode_labels(manifest)[0], cfg, pairs)

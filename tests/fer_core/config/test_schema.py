@@ -181,7 +181,7 @@ def test_cache_key_data_is_the_dataclasses_data():
 
     assert _plain(NearDupConfig()) == {
         "policy": "report", "max_distance": 10, "max_fine_distance": 72, "shift": 2.0,
-        "scales": [0.93, 1.08], "probe": "held_out", "chunk": 1024, "block_radius": 1}
+        "scales": [0.93, 1.08], "probe": "half", "chunk": 1024, "block_radius": 1}
     align = _plain(AlignConfig())
     assert align["thresholds"] == [0.6, 0.7, 0.7] and align["passes"] == ["mtcnn", "crop",
                                                                            "rotated"]

@@ -49,7 +49,7 @@ def test_every_table_and_figure_is_under_its_report_path():
     log = []
     files, tables = reports.report_files(m, index, plan, CLASSES, *readers(log))
     assert tables == ["distribution", "split", "alignment", "augmentation", "sharpness",
-                      "label_conflicts"]
+                      "label_conflicts", "split_groups"]
     assert set(files) == {*(f"reports/{t}.csv" for t in tables), "reports/fig2_distribution.png",
                           "reports/fig3_preprocessed.png", "reports/fig4_augmented.png",
                           "reports/fig5_augmented_distribution.png", "manifest.parquet"}
