@@ -30,6 +30,19 @@ def existing_file(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: no such file")
 
 
+def model_reference(ref: str | None, option: str) -> str | None:
+    """A model reference (a shipped model's name, a checkpoint, RUN/train/NAME or RUN) as
+    the checkpoint path it names (fer_core.models.reference); None stays None."""
+    if ref is None:
+        return None
+    from fer_core.models.reference import resolve_model
+
+    try:
+        return str(resolve_model(ref))
+    except FileNotFoundError as e:
+        raise UsageError(f"{option} {e}") from None
+
+
 def out_folder(path: str | None, option: str = "--out") -> None:
     if path is not None and Path(path).exists() and not Path(path).is_dir():
         raise UsageError(f"{option} {path}: exists and is not a folder")

@@ -17,8 +17,9 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="PATH",
                    help="image files, folders (searched recursively) and video files")
     p.add_argument("--model", default=None,
-                   help="checkpoint (best.pt) written by fer train (default: the shipped "
-                   f"model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name})")
+                   help="a shipped model's name (fer2013), a checkpoint (best.pt), a training "
+                   "RUN/train/NAME or a run RUN (its latest or promoted training) (default: "
+                   f"the shipped model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name})")
     p.add_argument("--out", default="predictions.csv", help="results file, .csv or .json "
                    "(video timelines go to <out stem>_timelines/)")
     p.add_argument("--annotate", metavar="DIR",
@@ -45,16 +46,21 @@ def register(sub) -> None:
                    "and more threads per operation mostly wait; 0 = torch's default)")
     p.add_argument("--detect-workers", type=int, metavar="N",
                    help="threads running MTCNN batches in parallel (default 2)")
-    p.set_defaults(func=cmd_predict, check=lambda a: checks.existing_file(a.model, "--model"))
+    p.set_defaults(func=cmd_predict, check=_resolve_model)
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
-    e.add_argument("--model", required=True, help="checkpoint (best.pt)")
+    e.add_argument("--model", required=True, help="a checkpoint (best.pt), RUN/train/NAME, "
+                   "RUN or a shipped model's name")
     e.add_argument("--format", choices=("onnx", "torchscript"), required=True)
     e.add_argument("--out", required=True, help="the exported file (metadata: OUT.json)")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     e.add_argument("--dynamo", action="store_true",
                    help="use torch's dynamo ONNX exporter (needs onnxscript)")
-    e.set_defaults(func=cmd_export, check=lambda a: checks.existing_file(a.model, "--model"))
+    e.set_defaults(func=cmd_export, check=_resolve_model)
+
+
+def _resolve_model(args: argparse.Namespace) -> None:
+    args.model = checks.model_reference(args.model, "--model")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -14,8 +14,9 @@ def register(sub) -> None:
                        "image as raw bytes or multipart), POST /predict/batch (several), GET "
                        "/health, GET /model, and a page at / to drop a photo on.")
     s.add_argument("--model", default=None,
-                   help="checkpoint (best.pt) written by fer train (default: the shipped "
-                   f"model, {DEFAULT_CHECKPOINT.name})")
+                   help="a shipped model's name (fer2013), a checkpoint (best.pt), a training "
+                   "RUN/train/NAME or a run RUN (default: the shipped model, "
+                   f"{DEFAULT_CHECKPOINT.name})")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -30,7 +31,7 @@ def register(sub) -> None:
 
 
 def check_serve(args: argparse.Namespace) -> None:
-    checks.existing_file(args.model, "--model")
+    args.model = checks.model_reference(args.model, "--model")
     if not 0 < args.port < 65536:
         raise checks.UsageError(f"--port {args.port}: must be 1-65535")
     if args.max_bytes < 1 or args.workers < 1:

@@ -23,7 +23,12 @@ def _train_args(p) -> None:
 def register(sub) -> None:
     t = sub.add_parser("train", help="class-weighted training and evaluation on saved sets")
     t.add_argument("run_dir", help="a run folder made by `fer prepare`")
-    t.add_argument("--weights", help="a local state_dict to start from (default: scratch)")
+    t.add_argument("--weights", help="the model to start from: a shipped model's name "
+                   "(fer2013), a checkpoint or state_dict, RUN/train/NAME (default: scratch)")
+    t.add_argument("--name", help="the training's name: it goes to RUN_DIR/train/NAME "
+                   "(default: the model and a short hash of the config)")
+    t.add_argument("--replace", action="store_true", help="overwrite a training of that name "
+                   "trained with another config, sets or starting checkpoint")
     t.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     _train_args(t)
     t.set_defaults(func=cmd_train, check=check_train)
@@ -37,10 +42,21 @@ def register(sub) -> None:
     e.add_argument("--classes", help="a,b,c: only these classes of --data (a class the model "
                    "does not know is otherwise an error)")
     e.add_argument("--name", help="name of --data in the reports (default: its folder's)")
-    e.add_argument("--checkpoint", help="default RUN_DIR/model/best.pt, else the shipped model "
-                   "(fer_core/models/weights/)")
+    e.add_argument("--checkpoint", help="a checkpoint, RUN/train/NAME, RUN or a shipped "
+                   "model's name (default RUN_DIR/model/best.pt, else the shipped model)")
     e.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     e.set_defaults(func=cmd_evaluate, check=check_evaluate)
+    c = sub.add_parser("compare", help="the trainings of a run side by side, best first",
+                       description="Prints RUN_DIR/train/index.csv best first (test accuracy "
+                       "when every training has a test split, else validation's) and writes "
+                       "RUN_DIR/train/compare.png, the validation curves of every training.")
+    c.add_argument("run_dir")
+    c.set_defaults(func=cmd_compare, check=lambda a: checks.run_folder(a.run_dir))
+    pr = sub.add_parser("promote", help="make a named training the run's model "
+                        "(RUN_DIR/model/best.pt and RUN_DIR/reports)")
+    pr.add_argument("run_dir")
+    pr.add_argument("name", help="a training in RUN_DIR/train/")
+    pr.set_defaults(func=cmd_promote, check=lambda a: checks.run_folder(a.run_dir))
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
     p.add_argument("data")
     p.add_argument("--out", required=True)
@@ -63,7 +79,11 @@ def _overrides(args) -> dict:
 def check_train(args) -> None:
     checks.run_folder(args.run_dir)
     checks.train_config(args.train_config, args.model, weights=args.weights, **_overrides(args))
-    checks.existing_file(args.weights, "--weights")
+    args.weights = checks.model_reference(args.weights, "--weights")
+    if args.name is not None:
+        from fer_core.train.trainings import check_name
+
+        check_name(args.name)
 
 
 def check_evaluate(args) -> None:
@@ -72,7 +92,7 @@ def check_evaluate(args) -> None:
     else:
         checks.data_path(args.data)
         checks.out_folder(args.run_dir, "run folder")
-    checks.existing_file(args.checkpoint, "--checkpoint")
+    args.checkpoint = checks.model_reference(args.checkpoint, "--checkpoint")
 
 
 def check_pipeline(args) -> None:
@@ -106,9 +126,15 @@ def cmd_train(args) -> int:
     result = train(run_dir=args.run_dir, model=args.model, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, device=args.device,
                    weights=args.weights, seed=args.seed, config_file=args.train_config,
-                   store_root=args.store)
+                   store_root=args.store, name=args.name, replace=args.replace)
     _show(result["metrics"])
+    if result["cache_hit"]:
+        print(f"training {result['name']}: the same config, sets and start as before (cached)")
     print(f"model: {result['checkpoint']}  reports: {result['reports']}")
+    print(f"{result['alias']['checkpoint']} is training {result['alias']['training']}; "
+          f"all trainings: {Path(args.run_dir) / 'train' / 'index.csv'}")
+    if result["headline"]:
+        print(result["headline"])
     return 0
 
 
@@ -149,4 +175,34 @@ def cmd_pipeline(args) -> int:
     print(f"sets: {json.dumps(result['sets'])}")
     _show(result["metrics"])
     print(f"model: {result['checkpoint']}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    from fer_core import store
+    from fer_core.evaluate.figures import compare_figure
+    from fer_core.train import trainings
+
+    table = trainings.ranked(trainings.write_index(args.run_dir))
+    if table.empty:
+        print(f"{args.run_dir}: no named trainings yet (RUN_DIR/train/); "
+              "`fer train RUN_DIR --name NAME` adds one")
+        return 0
+    shown = [c for c in table.columns if c not in ("sets_sha256", "start_sha256", "created")]
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(table[shown].to_string(index=False))
+    plot = Path(args.run_dir) / trainings.TRAIN / "compare.png"
+    store.write_figure(plot, compare_figure(trainings.histories(args.run_dir)))
+    print(f"index: {Path(args.run_dir) / trainings.TRAIN / trainings.INDEX}  curves: {plot}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from fer_core.train import trainings
+
+    alias = trainings.promote(args.run_dir, args.name)
+    trainings.write_index(args.run_dir)
+    print(f"{alias} is now training {args.name} (until another is promoted)")
     return 0

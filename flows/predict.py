@@ -11,6 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_core.infer import video
 from fer_core.infer.predict import predict_config
+from fer_core.models.reference import resolve_model
 from tasks.predict import list_inputs_task, predict_batch_task, write_results_task
 
 
@@ -29,8 +30,9 @@ def predict(inputs: list[str], model: str, out: str | None = None,
             detect_max_side: int | None = None, files_per_batch: int | None = None,
             threads: int | None = None, detect_workers: int | None = None) -> dict:
     """Every face in ``inputs`` (images, folders searched recursively, videos) classified
-    by the checkpoint ``model``; one row per face in ``out`` (.csv or .json; default
-    predictions/<flow run name>.csv)."""
+    by ``model`` (a shipped model's name, a checkpoint, RUN/train/NAME or RUN); one row per
+    face in ``out`` (.csv or .json; default predictions/<flow run name>.csv)."""
+    model = str(resolve_model(model))
     cfg = predict_config(every=every, batch_size=batch_size, device=device, margin=margin,
                          min_face_size=min_face_size, detect_max_side=detect_max_side,
                          files_per_batch=files_per_batch, torch_threads=threads,

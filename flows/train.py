@@ -9,16 +9,20 @@ from pathlib import Path
 from prefect import flow
 
 from fer_core import store
+from fer_core.models.reference import resolve_model
 from fer_core.prepare.config import evaluation_config
+from fer_core.train import trainings
 from fer_core.train.loop import TrainConfig
 from flows.prepare import prepare_sets
 from tasks.caching import rerun_table
 from tasks.train import (
     cross_evaluate_task,
     evaluate_task,
+    lineage,
     publish_metrics_table,
     publish_model_task,
     publish_training_artifacts,
+    publish_trainings_table,
     train_task,
 )
 
@@ -33,12 +37,24 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
     return TrainConfig.from_dict(values)
 
 
-def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None) -> dict:
+def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None,
+                       name: str | None = None, replace: bool = False) -> dict:
+    """Train into RUN/train/NAME (default: the model and a short config hash); an existing
+    NAME trained differently is an error naming what differs, unless ``replace``."""
     store_root = store_root or str(Path(run_dir) / "store")
+    name = trainings.check_name(name or trainings.default_name(cfg))
+    identity = lineage(run_dir, cfg, store_root)                  # (ours) sets, start: by
+    identity = trainings.identity(cfg, identity["sets_sha256"],   #   content
+                                  identity["start_checkpoint"]["sha256"])
+    same = trainings.check_existing(run_dir, name, identity, replace)
     trained = train_task(run_dir, cfg, store_root)                # 8: class-weighted training
-    published = publish_model_task(trained, run_dir)              # 9: macro-F1, confusion
-    publish_training_artifacts(run_dir, published["metrics"])
-    return {**published, "reports": str(Path(run_dir) / "reports"),
+    published = publish_model_task(trained, run_dir, name, identity)  # 9: macro-F1, confusion
+    publish_training_artifacts(run_dir, published["metrics"], published["training"])
+    publish_trainings_table(run_dir)
+    if published["headline"]:
+        print(published["headline"])
+    return {**published, "cache_hit": same, "reports": str(Path(published["training"])
+                                                           / "reports"),
             "data_warnings": data_warnings(run_dir)}
 
 
@@ -57,14 +73,20 @@ def data_warnings(run_dir: str) -> list[str]:
 def train(run_dir: str, model: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, device: str | None = None,
           weights: str | None = None, seed: int | None = None, config_file: str | None = None,
-          store_root: str | None = None, options: TrainConfig | None = None) -> dict:
+          store_root: str | None = None, options: TrainConfig | None = None,
+          name: str | None = None, replace: bool = False) -> dict:
     """Train on the sets `fer prepare` saved in ``run_dir`` and evaluate the best model.
 
     ``options``: any TrainConfig keys; those set override ``config_file``'s, and the
-    parameters above (when given) override both."""
+    parameters above (when given) override both. ``name``: the training's folder,
+    RUN/train/NAME (default: the model and a short config hash); ``replace``: overwrite a
+    training of that name trained differently. ``weights``: a model reference (a shipped
+    model's name, a checkpoint, RUN/train/NAME)."""
+    if weights is not None:
+        weights = str(resolve_model(weights))
     cfg = train_config(config_file, options, model=model, epochs=epochs, batch_size=batch_size,
                        lr=lr, device=device, weights=weights, random_state=seed)
-    result = train_and_evaluate(run_dir, cfg, store_root)
+    result = train_and_evaluate(run_dir, cfg, store_root, name, replace)
     store.write_json(Path(run_dir) / "train.json", {"config": cfg.to_dict(), **result})
     return result
 
@@ -89,7 +111,7 @@ def evaluate_run(run_dir: str, data: str | None = None, class_map: str | None = 
     another dataset (cross-dataset): all of ``data`` is one test set, prepared with the
     run's alignment and resizing, and scored over the classes it holds. Returns
     {set or scoring: {"accuracy", "macro_f1"}}; training's reports are left alone."""
-    checkpoint = checkpoint or own_or_shipped_model(run_dir)
+    checkpoint = str(resolve_model(checkpoint)) if checkpoint else own_or_shipped_model(run_dir)
     if data is None:
         metrics = evaluate_task(checkpoint, run_dir)
         publish_metrics_table(metrics)

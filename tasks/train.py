@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import task
@@ -15,6 +16,7 @@ from fer_core.runtime import device as dev
 from fer_core.store import Ref
 from fer_core.store.keys import content_fingerprint
 from fer_core.train import loop as train
+from fer_core.train import trainings
 from tasks.caching import result_dir, task_options
 
 # The seeds of training's key: fer_core.store.keys adds every module they import (train_config,
@@ -22,6 +24,15 @@ from tasks.caching import result_dir, task_options
 TRAIN_MODULES = [train, models, dev, evaluate, checkpoint]
 # File hashes remembered between runs (fer_core.store.keys.content_fingerprint).
 HASH_MEMO = "content_hashes.json"
+
+
+def lineage(run_dir: str, cfg: train.TrainConfig, store_root: str) -> dict:
+    """What a training learns from, by content: the saved sets (fer_core.store.keys'
+    content_fingerprint of RUN/sets) and the starting checkpoint's sha256."""
+    memo = Path(store_root) / HASH_MEMO
+    start = store.file_sha256(cfg.weights) if cfg.weights is not None else None
+    return {"sets_sha256": content_fingerprint(store.sets_dir(run_dir), memo),
+            "start_checkpoint": {"ref": cfg.weights, "sha256": start}}
 
 
 def _train_dir(a) -> Path:
@@ -41,12 +52,15 @@ def _train_dir(a) -> Path:
 @task(name="train", task_run_name="train-{cfg.model}-{cfg.epochs}ep", **task_options(_train_dir))
 def train_task(run_dir: str, cfg: train.TrainConfig, store_root: str) -> Ref:
     def make(out: Path) -> dict:
+        start = time.perf_counter()
         # An interrupted run left last.pt here: fit resumes from it.
         result = train.fit(run_dir, cfg, out_dir=out, resume=True,
-                           progress=_epoch_reporter(cfg.epochs))
+                           progress=_epoch_reporter(cfg.epochs),
+                           lineage=lineage(run_dir, cfg, store_root))
         return {"best_epoch": result.best_epoch, "last_epoch": result.last_epoch,
                 "stopped_early": result.stopped_early, "device": result.device,
-                "train_images_per_s": result.train_images / max(result.train_seconds, 1e-9)}
+                "train_images_per_s": result.train_images / max(result.train_seconds, 1e-9),
+                "wall_seconds": round(time.perf_counter() - start, 1)}
 
     return store.run_stage(_train_dir(locals()), make)[0]
 
@@ -108,23 +122,39 @@ def cross_evaluate_task(checkpoint_path: str, prepared_dir: str, run_dir: str, n
     return {v: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for v, m in scores.items()}
 
 
-@task(name="publish-model", task_run_name="publish-model", **task_options(None))
-def publish_model_task(trained: Ref, run_dir: str) -> dict:
-    """The best checkpoint to RUN_DIR/model and its reports to RUN_DIR/reports.
+@task(name="publish-model", task_run_name="publish-training-{name}", **task_options(None))
+def publish_model_task(trained: Ref, run_dir: str, name: str, identity: dict) -> dict:
+    """The best checkpoint and its reports to RUN_DIR/train/NAME, RUN_DIR/model and
+    RUN_DIR/reports following the latest training (or the promoted one); the index.
 
     fit() already scored the best model on every split and subset (with the run's test-time
     flip), inside the cached training result: publishing them avoids scoring it twice.
     """
-    best = Path(best_checkpoint(trained))
-    for name in ("best.pt", "best.json"):
-        store.publish(best.with_name(name), Path(run_dir) / "model" / name)
-    for report in sorted((Path(trained.path) / evaluate.REPORTS).iterdir()):
-        if report.is_file():
-            store.publish(report, Path(run_dir) / evaluate.REPORTS / report.name)
-    metrics = store.read_json(Path(run_dir) / evaluate.REPORTS / "metrics.json")
-    return {"checkpoint": str(Path(run_dir) / "model" / "best.pt"),
+    meta = store.result_meta(trained)
+    record = {**identity, **{k: meta.get(k) for k in ("best_epoch", "last_epoch",
+                                                     "wall_seconds", "device")},
+              "code": checkpoint.code_label(checkpoint.code_version()),
+              "result": str(trained.path)}
+    folder = trainings.publish(trained.path, best_checkpoint(trained), run_dir, name, record)
+    current = trainings.alias(run_dir, name)
+    trainings.write_index(run_dir)
+    metrics = store.read_json(folder / evaluate.REPORTS / "metrics.json")
+    return {"checkpoint": str(folder / "model" / "best.pt"), "training": str(folder),
+            "name": name, "alias": {"checkpoint": str(Path(run_dir) / "model" / "best.pt"),
+                                    "training": current},
+            "headline": evaluate.headline_line(metrics),
             "metrics": {s: {k: m[k] for k in ("accuracy", "macro_f1")}
                         for s, m in evaluate.split_metrics(metrics).items()}}
+
+
+def publish_trainings_table(run_dir: str) -> None:
+    """Every training on this prepared set, best first, as a table in the Prefect UI."""
+    from prefect.artifacts import create_table_artifact
+
+    table = trainings.ranked(trainings.index(run_dir))
+    create_table_artifact(table.astype(object).where(table.notna(), None).to_dict("records"),
+                          key="trainings", description=f"the trainings of {run_dir}, best "
+                          "first (RUN/train/index.csv)")
 
 
 def publish_metrics_table(metrics: dict, *, key: str = "metrics",
@@ -134,18 +164,21 @@ def publish_metrics_table(metrics: dict, *, key: str = "metrics",
 
     rows = [{"split": s, **{k: round(v, 4) if isinstance(v, float) else v
                             for k, v in m.items()}} for s, m in metrics.items()]
+    if "test" not in metrics and "val" in metrics:
+        description += f"; headline: {evaluate.headline_note('val')}"
     create_table_artifact(rows, key=key, description=description)
 
 
-def publish_training_artifacts(run_dir: str, metrics: dict) -> None:
+def publish_training_artifacts(run_dir: str, metrics: dict,
+                               training: str | None = None) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     from tasks.reports import figures_markdown
 
     publish_metrics_table(metrics)
-    rep = Path(run_dir) / evaluate.REPORTS
+    rep = Path(training or run_dir) / evaluate.REPORTS
     pngs = [rep / n for n in ["training_curves.png", *(f"confusion_{s}.png" for s in metrics)]]
-    create_markdown_artifact(figures_markdown(f"Training of `{run_dir}`",
+    create_markdown_artifact(figures_markdown(f"Training of `{training or run_dir}`",
                                               [p for p in pngs if p.is_file()]),
                              key="training-report",
                              description="training curves and confusion matrices")

@@ -1,5 +1,5 @@
 """The tables and figures drawn from scores (pure: returned, never written): the confusion
-matrix as a frame and as a figure, per-class scores, training curves."""
+matrix as a frame and as a figure, per-class scores, training curves, trainings compared."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-__all__ = ["confusion_frame", "per_class_frame", "confusion_figure", "curves_figure"]
+__all__ = ["confusion_frame", "per_class_frame", "confusion_figure", "curves_figure",
+           "compare_figure"]
 
 
 def confusion_frame(confusion: Sequence[Sequence[int]], classes: Sequence[str],
@@ -71,5 +72,23 @@ def curves_figure(history: pd.DataFrame) -> Figure:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def compare_figure(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Validation accuracy and macro-F1 per epoch of several trainings (``fer compare``)."""
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for name, h in histories.items():
+        for ax, col in zip(axes, ("val_acc", "val_macro_f1"), strict=True):
+            if col in h:
+                ax.plot(h["epoch"], h[col], marker="o", markersize=3, label=name)
+    for ax, title in zip(axes, ("validation accuracy", "validation macro-F1"), strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if histories:
+        axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

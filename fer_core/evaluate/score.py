@@ -202,8 +202,8 @@ def write_reports(out_dir: str | os.PathLike, metrics: dict[str, dict],
     # so `metrics.json["macro_f1"]` is the headline figure; every split stays under its name,
     # and "splits" names them (val, test, then the named subsets such as test_private).
     headline = "test" if "test" in metrics else next(iter(metrics), None)
-    top = ({"split": headline, **{k: metrics[headline][k]
-                                  for k in ("accuracy", "macro_f1", "per_class")}}
+    top = ({"split": headline, "headline": headline_note(headline),
+            **{k: metrics[headline][k] for k in ("accuracy", "macro_f1", "per_class")}}
            if headline else {})
     refs = {"metrics": store.write_json(reports / "metrics.json",
                                         {**(extra or {}), "classes": list(classes), **top,
@@ -216,6 +216,25 @@ def write_reports(out_dir: str | os.PathLike, metrics: dict[str, dict],
     for split, m in metrics.items():
         refs.update(_write_confusion(reports, split, m, classes))
     return refs
+
+
+def headline_note(split: str | None) -> str:
+    """What the headline figure is: a held-out test score, or validation, which is not
+    held out (it chose the epoch and stopped training)."""
+    if split == "test":
+        return "held-out test split"
+    return (f"{split}: validation, which chose the epoch (no held-out test split: not an "
+            "unbiased estimate)") if split == "val" else f"{split}"
+
+
+def headline_line(metrics_json: Mapping) -> str | None:
+    """The CLI's last line: the headline figure and what it is."""
+    split = metrics_json.get("split")
+    if split is None or split not in metrics_json:
+        return None
+    m = metrics_json[split]
+    return (f"headline ({headline_note(split)}): accuracy {m['accuracy']:.4f}  "
+            f"macro-F1 {m['macro_f1']:.4f}")
 
 
 def split_metrics(metrics_json: Mapping) -> dict[str, dict]:

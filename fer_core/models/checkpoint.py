@@ -32,7 +32,8 @@ class CheckpointError(ValueError):
 
 @lru_cache(maxsize=1)
 def code_version() -> dict:
-    """The package version and a hash of every fer_core source file (names and bytes)."""
+    """The package version, the git commit of a source checkout (None when installed
+    without git) and a hash of every fer_core source file (names and bytes)."""
     try:
         version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:
@@ -42,7 +43,27 @@ def code_version() -> dict:
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(store.file_sha256(path).encode() + b"\n")
-    return {"fer_core": version, "source_sha256": h.hexdigest()}
+    return {"fer_core": version, "git_commit": _git_commit(root.parent),
+            "source_sha256": h.hexdigest()}
+
+
+def _git_commit(repo: Path) -> str | None:
+    import subprocess
+
+    if not (repo / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def code_label(version: dict) -> str:
+    """The code version in one word: the git commit (short), else the package version."""
+    commit = version.get("git_commit")
+    return f"git:{commit[:12]}" if commit else f"{PACKAGE}=={version.get('fer_core')}"
 
 
 def cpu_state(module_or_state: nn.Module | dict) -> dict:
@@ -98,9 +119,10 @@ def is_grayscale(meta: dict) -> bool:
 
 def checkpoint_meta(*, model_name: str, classes: tuple[str, ...], config: dict,
                     epoch: int, metrics: dict, grayscale: bool = False,
-                    prepared: dict | None = None) -> dict:
+                    prepared: dict | None = None, lineage: dict | None = None) -> dict:
     """A checkpoint's metadata; ``prepared``: the preparation config of the faces it was
-    trained on (prepare.json's ``config``), which its face spec follows."""
+    trained on (prepare.json's ``config``), which its face spec follows; ``lineage``: what
+    it learnt from (the sets' content hash, the starting checkpoint's ref and sha256)."""
     spec = model_spec(model_name)
     face = trained_spec(input_size=spec.input_size, grayscale=grayscale, mean=spec.mean,
                         std=spec.std, hflip_tta=bool(config.get("hflip_tta")),
@@ -110,7 +132,8 @@ def checkpoint_meta(*, model_name: str, classes: tuple[str, ...], config: dict,
             "preprocessing": preprocessing(model_name, grayscale=grayscale),
             "face_spec": face.model_dump(mode="json"),
             "config": config, "epoch": epoch, "metrics": metrics,
-            "code_version": code_version(), "torch": torch.__version__}
+            "code_version": code_version(), "torch": torch.__version__,
+            "lineage": {**(lineage or {}), "code": code_label(code_version())}}
 
 
 def meta_path(pt_path: str | os.PathLike) -> Path:

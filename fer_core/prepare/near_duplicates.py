@@ -10,9 +10,10 @@ compared, never all pairs), then confirmed by a 256-bit phash of the same pair
 A DCT hash of a 48-pixel face moves far under a shift of 2-3 pixels, so the held-out side
 is also hashed at a few small shifts and scales (``shift``, ``scales``): a shifted or
 cropped copy is close to one of them. The training side is hashed at half of them (one of
-each opposite pair), which finds shifted copies among training images too (``probe``). The defaults are measured on made copies of real
-FER2013 faces (bench/near_duplicates.py): 96% of made pairs found, under 1% of distinct
-faces falsely paired; without the probes or the 256-bit check one of the two fails.
+each opposite pair), which finds shifted copies among training images too (``probe``).
+The defaults are measured on made copies of real FER2013 faces (bench/near_duplicates.py):
+96% of made pairs found, under 1% of distinct faces falsely paired; without the probes or
+the 256-bit check one of the two fails.
 """
 
 from __future__ import annotations

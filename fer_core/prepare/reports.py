@@ -2,8 +2,9 @@
 
 From the final manifest, the resize index and the augmentation plan: every table (Table 1
 distribution, Table 2 split, Table 3 alignment, Table 5 augmentation, and ours: sharpness
-per split, label conflicts, the split's groups) as a frame, every figure as a matplotlib Figure, under the
-paths they are saved at (``reports/...``, and the manifest at the run folder's top).
+per split, label conflicts, the split's groups) as a frame, every figure as a matplotlib
+Figure, under the paths they are saved at (``reports/...``, and the manifest at the run
+folder's top).
 Pure but for two readers the caller passes: an input image by path, and stored
 (pre-processed) images by position in the index, for Figures 3 and 4's one example face.
 """

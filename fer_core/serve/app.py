@@ -128,7 +128,10 @@ def create_app(checkpoint_path: str | os.PathLike, cfg: PredictConfig | None = N
     info = {"model": predictor.meta.get("model"), "classes": list(predictor.classes),
             "face_spec": spec.model_dump(), "metrics": predictor.meta.get("metrics", {}),
             "checkpoint": {"path": str(checkpoint_path),
-                           "sha256": store.file_sha256(checkpoint_path)}}
+                           "sha256": store.file_sha256(checkpoint_path)},
+            # what it learnt from: sets' content hash, starting checkpoint, code version
+            "lineage": predictor.meta.get("lineage", {}),
+            "code_version": predictor.meta.get("code_version", {})}
     app = FastAPI(title="fer serve", description="Facial expressions of every face in a photo.")
 
     @app.exception_handler(BadRequest)

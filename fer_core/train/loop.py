@@ -136,12 +136,14 @@ def _load_splits(run_dir: str | os.PathLike) -> dict[str, store.SavedSet]:
 
 
 def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathLike | None = None,
-        resume: bool = True, progress: Callable[[dict], None] | None = None) -> FitResult:
+        resume: bool = True, progress: Callable[[dict], None] | None = None,
+        lineage: dict | None = None) -> FitResult:
     """Train ``cfg.model`` on RUN_DIR's saved sets; select on validation macro-F1.
 
     Writes ``checkpoints/{last,best}.{pt,json}`` and ``reports/`` under ``out_dir``
     (default ``run_dir``). With ``resume`` an existing ``last.pt`` is continued from its
-    epoch. ``progress`` gets each epoch's history record.
+    epoch. ``progress`` gets each epoch's history record. ``lineage`` goes into the
+    checkpoints' metadata (fer_core.models.checkpoint.checkpoint_meta).
     """
     validate(cfg)
     out = Path(out_dir if out_dir is not None else run_dir)
@@ -199,7 +201,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
         history.append(record)
         meta = ckpt.checkpoint_meta(model_name=cfg.model, classes=classes, config=config,
                                     epoch=epoch, metrics={"val": va}, grayscale=grey,
-                                    prepared=prepared)
+                                    prepared=prepared, lineage=lineage)
         if va["macro_f1"] > best["score"]:
             best = {"epoch": epoch, "score": va["macro_f1"], "bad_epochs": 0}
             ckpt.save_checkpoint(best_pt, {"model": ckpt.cpu_state(model)}, meta)

@@ -1,0 +1,195 @@
+"""(ours) Named trainings on one prepared set, side by side: ``RUN/train/NAME/``.
+
+Each training keeps its model (``model/best.pt`` and its JSON), its reports and
+``training.json`` (its config, what it learnt from: the sets' content hash and the starting
+checkpoint's sha256, its epochs and wall time). Nothing is overwritten: the same name with
+the same config, sets and starting checkpoint is the same training (a cache hit); anything
+else under that name is an error naming what differs, unless it is replaced on purpose.
+
+``RUN/model/best.pt`` and ``RUN/reports/`` stay a stable alias of the latest training, or
+of the one promoted (``RUN/train/promoted.json``), so whatever names them keeps working.
+``RUN/train/index.csv`` compares every training (``index``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from fer_core import store
+from fer_core.config.train import TrainConfig
+from fer_core.evaluate.score import REPORTS, split_metrics
+
+TRAIN, INDEX, PROMOTED, RECORD = "train", "index.csv", "promoted.json", "training.json"
+MODEL = "model"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+                          .encode()).hexdigest()
+
+
+def default_name(cfg: TrainConfig) -> str:
+    """The model and a short hash of the whole config: two recipes never share a name."""
+    return f"{cfg.model}-{config_hash(cfg)[:8]}"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"training name {name!r}: use letters, digits, '.', '_', '+', '-' "
+                         "(not starting with '.' or '-')")
+    return name
+
+
+def training_dir(run_dir: str | os.PathLike, name: str) -> Path:
+    return Path(run_dir) / TRAIN / check_name(name)
+
+
+def identity(cfg: TrainConfig, sets_sha256: str, start_sha256: str | None) -> dict:
+    """What makes a training the same one: its config, its sets, its starting checkpoint."""
+    return {"config": cfg.to_dict(), "sets_sha256": sets_sha256,
+            "start_checkpoint": {"ref": cfg.weights, "sha256": start_sha256}}
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """What differs between two identities, one phrase each."""
+    out = [f"{k}: {old['config'].get(k)!r} -> {new['config'].get(k)!r}"
+           for k in sorted(set(old["config"]) | set(new["config"]))
+           if k != "weights" and old["config"].get(k) != new["config"].get(k)]
+    if old["sets_sha256"] != new["sets_sha256"]:
+        out.append(f"sets: content {old['sets_sha256'][:12]} -> {new['sets_sha256'][:12]} "
+                   "(prepared again with other data or settings)")
+    if old["start_checkpoint"]["sha256"] != new["start_checkpoint"]["sha256"]:
+        out.append(f"starting checkpoint: {old['start_checkpoint']['ref']} -> "
+                   f"{new['start_checkpoint']['ref']} (other weights)")
+    return out
+
+
+def check_existing(run_dir: str | os.PathLike, name: str, new: dict, replace: bool) -> bool:
+    """True when ``name`` already holds this very training (a cache hit). Another training
+    under that name is a ValueError naming what differs, unless ``replace``."""
+    record = training_dir(run_dir, name) / RECORD
+    if not record.is_file():
+        return False
+    old = store.read_json(record)
+    diff = differences(old, new)
+    if not diff:
+        return True
+    if replace:
+        return False
+    raise ValueError(f"training {name!r} in {Path(run_dir) / TRAIN} was trained differently: "
+                     f"{'; '.join(diff)}. Give another --name, or --replace to overwrite it")
+
+
+def publish(trained: str | os.PathLike, best_pt: str | os.PathLike, run_dir: str | os.PathLike,
+            name: str, record: dict) -> Path:
+    """A stored training result into RUN/train/NAME (linked, not copied) with its record."""
+    out = training_dir(run_dir, name)
+    for suffix in (".pt", ".json"):
+        store.publish(Path(best_pt).with_suffix(suffix), out / MODEL / f"best{suffix}")
+    for report in sorted((Path(trained) / REPORTS).iterdir()):
+        if report.is_file():
+            store.publish(report, out / REPORTS / report.name)
+    before = store.read_json(out / RECORD) if (out / RECORD).is_file() else {}
+    created = before.get("created") if before.get("result") == record.get("result") else None
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    store.write_json(out / RECORD, {"name": name, **record, "created": created or now})
+    return out
+
+
+def promoted(run_dir: str | os.PathLike) -> str | None:
+    path = Path(run_dir) / TRAIN / PROMOTED
+    return store.read_json(path)["name"] if path.is_file() else None
+
+
+def alias(run_dir: str | os.PathLike, latest: str) -> str:
+    """RUN/model and RUN/reports as the promoted training's (else ``latest``'s); its name."""
+    name = promoted(run_dir) or latest
+    src = training_dir(run_dir, name)
+    for sub in (MODEL, REPORTS):
+        for f in sorted((src / sub).iterdir()):
+            if f.is_file():
+                store.publish(f, Path(run_dir) / sub / f.name)
+    return name
+
+
+def promote(run_dir: str | os.PathLike, name: str) -> Path:
+    """Make ``name`` what RUN/model/best.pt is, until another is promoted."""
+    if not (training_dir(run_dir, name) / RECORD).is_file():
+        known = [r["name"] for r in records(run_dir)]
+        raise ValueError(f"no training {name!r} in {Path(run_dir) / TRAIN}; trainings: {known}")
+    store.write_json(Path(run_dir) / TRAIN / PROMOTED, {"name": name})
+    alias(run_dir, name)
+    return Path(run_dir) / MODEL / "best.pt"
+
+
+def records(run_dir: str | os.PathLike) -> list[dict]:
+    root = Path(run_dir) / TRAIN
+    return [store.read_json(p) for p in sorted(root.glob(f"*/{RECORD}"))] if root.is_dir() \
+        else []
+
+
+def recipe(config: dict) -> str:
+    """The config keys that differ from TrainConfig's defaults, ``key=value`` each."""
+    defaults = TrainConfig().to_dict()
+    return " ".join(f"{k}={v}" for k, v in config.items()
+                    if k != "weights" and defaults.get(k) != v) or "defaults"
+
+
+def index(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per training: name, recipe, starting checkpoint, epochs, wall time, accuracy
+    and macro-F1 on val, test and every named subset, lineage; the alias marked."""
+    current, rows = None, []
+    alias_pt = Path(run_dir) / MODEL / "best.pt"
+    for r in records(run_dir):
+        pt = training_dir(run_dir, r["name"]) / MODEL / "best.pt"
+        if alias_pt.is_file() and pt.is_file() and os.path.samefile(alias_pt, pt):
+            current = r["name"]
+        metrics = split_metrics(store.read_json(training_dir(run_dir, r["name"]) / REPORTS
+                                                / "metrics.json"))
+        row = {"name": r["name"], "model": r["config"]["model"], "recipe": recipe(r["config"]),
+               "start_checkpoint": r["start_checkpoint"]["ref"] or "scratch",
+               "start_sha256": r["start_checkpoint"]["sha256"] or "",
+               "best_epoch": r.get("best_epoch"), "epochs": r.get("last_epoch"),
+               "wall_seconds": r.get("wall_seconds")}
+        for split, m in metrics.items():
+            row[f"{split}_accuracy"] = round(m["accuracy"], 4)
+            row[f"{split}_macro_f1"] = round(m["macro_f1"], 4)
+        rows.append({**row, "sets_sha256": r["sets_sha256"], "code": r.get("code", ""),
+                     "created": r.get("created", "")})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out.insert(1, "alias", out["name"] == current)
+    return out
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """Best first: by test accuracy when every training has one, else validation's."""
+    if table.empty:
+        return table
+    key = "test_accuracy" if "test_accuracy" in table and table["test_accuracy"].notna().all() \
+        else "val_accuracy"
+    return table.sort_values([key, "name"], ascending=[False, True], ignore_index=True)
+
+
+def write_index(run_dir: str | os.PathLike) -> pd.DataFrame:
+    table = index(run_dir)
+    store.write_csv(Path(run_dir) / TRAIN / INDEX, table)
+    return table
+
+
+def histories(run_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
+    """Each training's per-epoch history (reports/history.csv)."""
+    out = {}
+    for r in records(run_dir):
+        path = training_dir(run_dir, r["name"]) / REPORTS / "history.csv"
+        if path.is_file():
+            out[r["name"]] = store.read_csv(path)
+    return out
