@@ -1,7 +1,8 @@
 """(ours) Near-duplicates: the same face re-encoded, resized, brightened, cropped or shifted.
 
 SHA-1 (fer_core.prepare.duplicates) only sees identical bytes. Here every kept image gets a 64-bit
-perceptual hash (imagehash's DCT ``phash``); pairs within ``max_distance`` bits are found by
+perceptual hash (imagehash's DCT ``phash``, computed for many images at once:
+fer_core.prepare.phash); pairs within ``max_distance`` bits are found by
 multi-index hashing (the hash cut into blocks so that two hashes within that many bits agree
 on one block up to ``block_radius`` bits: only images whose blocks match that closely are
 compared, never all pairs), then confirmed by a 256-bit phash of the same pair
@@ -21,13 +22,12 @@ from __future__ import annotations
 import itertools
 
 import cv2
-import imagehash
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from fer_core.config.near_duplicates import NearDupConfig
 from fer_core.prepare.manifest import DUPLICATE, HELD_OUT, KEPT
+from fer_core.prepare.phash import phash
 
 NEAR = "near-duplicate"
 WORK = 48  # every image is hashed as a 48x48 grey face: FER2013's size, and probes in pixels
@@ -64,10 +64,11 @@ def coarse_hashes(images: list[np.ndarray], cfg: NearDupConfig, *,
     image (probe 0 always; the others stay 0 where not marked, never looked up)."""
     ps = probes(cfg)
     out = np.zeros((len(images), len(ps)), np.uint64)
-    for i, img in enumerate(images):
-        grey = grey48(img)
-        for p in np.flatnonzero(probed[i]):
-            out[i, p] = _phash(_centre(grey, ps[p]), 8)[0]
+    img, probe = np.nonzero(probed)
+    greys = [grey48(i) for i in images]
+    centres = np.stack([_centre(greys[i], ps[p]) for i, p in zip(img, probe, strict=True)]) \
+        if len(img) else np.zeros((0, WORK - 2 * MARGIN, WORK - 2 * MARGIN), np.uint8)
+    out[img, probe] = phash(centres, 8)[:, 0]
     return out
 
 
@@ -76,17 +77,18 @@ def fine_hashes(images: list[np.ndarray], wanted: list[list[int]],
     """256-bit phashes of one batch at the probes ``wanted`` for each image (only the
     pairs' images need them: this is the costlier hash)."""
     ps = probes(cfg)
-    return [{p: _phash(_centre(grey48(img), ps[p]), 16) for p in want}
-            for img, want in zip(images, wanted, strict=True)]
+    asked = [(i, p) for i, want in enumerate(wanted) for p in want]
+    greys = {i: grey48(images[i]) for i, _ in asked}
+    centres = [_centre(greys[i], ps[p]) for i, p in asked]
+    hashes = phash(np.stack(centres), 16) if centres else []
+    out: list[dict[int, np.ndarray]] = [{} for _ in images]
+    for (i, p), h in zip(asked, hashes, strict=True):
+        out[i][p] = h
+    return out
 
 
 def _centre(grey: np.ndarray, move: tuple[float, float, float]) -> np.ndarray:
     return _moved(grey, *move)[MARGIN:WORK - MARGIN, MARGIN:WORK - MARGIN]
-
-
-def _phash(grey: np.ndarray, size: int) -> np.ndarray:
-    bits = imagehash.phash(Image.fromarray(grey), hash_size=size).hash.ravel()
-    return np.packbits(bits).view(">u8").astype(np.uint64)
 
 
 def _blocks(k: int, radius: int) -> list[tuple[int, int]]:
