@@ -146,7 +146,15 @@ def cmd_evaluate(args) -> int:
                            store_root=args.store)
     _show(metrics)
     if args.data is None:
-        print(f"reports: {Path(args.run_dir) / 'reports'}")
+        from fer_core import store
+        from fer_core.evaluate.score import headline_line
+        from fer_core.train.trainings import reports_home
+
+        where = reports_home(args.run_dir, args.checkpoint or "") / "reports"
+        print(f"reports: {where}")
+        line = headline_line(store.read_json(where / "metrics.json"))
+        if line:
+            print(line)
     else:
         from flows.train import other_dataset_name
 

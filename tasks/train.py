@@ -100,9 +100,12 @@ def evaluate_task(checkpoint_path: str, run_dir: str,
                   splits: tuple[str, ...] | None = None) -> dict:
     """Macro-F1, per-class metrics and confusion matrices of a checkpoint on the saved sets
     of ``run_dir`` (default: every evaluation split, val, test and the named subsets such as
-    test_private); reports under ``run_dir``. Training's history.csv and curves stay."""
+    test_private); reports under the named training's folder when the checkpoint is one's
+    (RUN/train/NAME/model/best.pt), else under ``run_dir``. Training's history.csv and
+    curves stay."""
     metrics, meta = checkpoints.score_run(checkpoint_path, run_dir, splits)
-    evaluate.write_reports(run_dir, metrics, None, meta["classes"],
+    evaluate.write_reports(trainings.reports_home(run_dir, checkpoint_path), metrics, None,
+                           meta["classes"],
                            extra={"model": meta["model"], "checkpoint": str(checkpoint_path),
                                   "epoch": meta.get("epoch")})
     return {s: {k: m[k] for k in ("accuracy", "macro_f1")} for s, m in metrics.items()}

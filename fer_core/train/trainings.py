@@ -104,6 +104,16 @@ def publish(trained: str | os.PathLike, best_pt: str | os.PathLike, run_dir: str
     return out
 
 
+def reports_home(run_dir: str | os.PathLike, checkpoint: str | os.PathLike) -> Path:
+    """Where an evaluation of ``checkpoint`` writes: its training's folder when it is a
+    named training's model (so the alias's reports stay the alias's), else the run."""
+    path = Path(checkpoint).resolve()
+    root = (Path(run_dir) / TRAIN).resolve()
+    if path.name == "best.pt" and path.parent.name == MODEL and path.parents[2] == root:
+        return path.parents[1]
+    return Path(run_dir)
+
+
 def promoted(run_dir: str | os.PathLike) -> str | None:
     path = Path(run_dir) / TRAIN / PROMOTED
     return store.read_json(path)["name"] if path.is_file() else None

@@ -112,7 +112,15 @@ def test_two_named_trainings_are_kept_compared_and_promoted(prefect_backend, run
     assert resolve_model(out) == out / "model" / "best.pt"
     assert main(["export", "--model", str(two), "--format", "torchscript",
                  "--out", str(out.parent / "two.ts")]) == 0
+    capsys.readouterr()
     assert main(["evaluate", str(out), "--checkpoint", str(two)]) == 0
+    printed = capsys.readouterr().out
+    # Scored into its own folder: the run's reports stay the promoted training's.
+    assert f"reports: {two / 'reports'}" in printed
+    assert printed.strip().splitlines()[-1].startswith("headline (held-out test split)")
+    assert store.read_json(two / "reports" / "metrics.json")["checkpoint"] == str(
+        two / "model" / "best.pt")
+    assert same_file(out / "reports" / "metrics.json", one / "reports" / "metrics.json")
 
 
 @pytest.mark.fer2013
