@@ -66,13 +66,18 @@ def resize(stack: np.ndarray, size: int) -> np.ndarray:
     return down.reshape(n, size, size).transpose(0, 2, 1)
 
 
-def phash(stack: np.ndarray, hash_size: int = 8) -> np.ndarray:
+def phash(stack: np.ndarray, hash_size: int = 8, block: int = 256) -> np.ndarray:
     """(n, hash_size**2 // 64) uint64: ``imagehash.phash(img, hash_size)`` of each (h, w)
-    uint8 grey image of ``stack``, its bits packed row-major, most significant first."""
-    if len(stack) == 0:
-        return np.zeros((0, hash_size * hash_size // 64), np.uint64)
-    pixels = resize(np.asarray(stack, np.uint8), hash_size * HIGHFREQ_FACTOR)
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)
-    low = dct[:, :hash_size, :hash_size].reshape(len(stack), -1)
-    bits = low > np.median(low, axis=1, keepdims=True)
-    return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
+    uint8 grey image of ``stack``, its bits packed row-major, most significant first.
+    ``block`` images at a time: their arrays stay in the CPU's cache (measured: several
+    times less CPU than one pass over a large stack, whose arrays are fresh pages)."""
+    stack = np.asarray(stack, np.uint8)
+    out = np.zeros((len(stack), hash_size * hash_size // 64), np.uint64)
+    for start in range(0, len(stack), block):
+        part = stack[start:start + block]
+        pixels = resize(part, hash_size * HIGHFREQ_FACTOR)
+        dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)
+        low = dct[:, :hash_size, :hash_size].reshape(len(part), -1)
+        bits = low > np.median(low, axis=1, keepdims=True)
+        out[start:start + len(part)] = np.packbits(bits, axis=1).view(">u8")
+    return out
