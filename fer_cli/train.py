@@ -183,6 +183,8 @@ def cmd_pipeline(args) -> int:
     print(f"sets: {json.dumps(result['sets'])}")
     _show(result["metrics"])
     print(f"model: {result['checkpoint']}")
+    if result.get("headline"):
+        print(result["headline"])
     return 0
 
 
