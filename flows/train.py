@@ -33,9 +33,12 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
     return TrainConfig.from_dict(values)
 
 
-def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None) -> dict:
+def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None,
+                       sets: dict | None = None) -> dict:
+    """``sets``: the save task's result, when this flow saved them (preparation ->
+    training in the run graph)."""
     store_root = store_root or str(Path(run_dir) / "store")
-    trained = train_task(run_dir, cfg, store_root)                # 8: class-weighted training
+    trained = train_task(run_dir, cfg, store_root, sets)          # 8: class-weighted training
     published = publish_model_task(trained, run_dir)              # 9: macro-F1, confusion
     publish_training_artifacts(run_dir, published["metrics"])
     return {**published, "reports": str(Path(run_dir) / "reports"),
