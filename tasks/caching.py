@@ -140,8 +140,8 @@ def stages_summary(rows: list[dict]) -> str:
             kind = "partly cached" if "cached" in kind else kind.split()[0]
         counts[kind] = counts.get(kind, 0) + 1
     total = f"{len(rows)} stage{'' if len(rows) == 1 else 's'}"
-    if len(counts) == 1 and len(rows) > 1:
-        return f"{total}: all {next(iter(counts))}"
+    if len(counts) == 1:
+        return f"{total}: {'all ' if len(rows) > 1 else ''}{next(iter(counts))}"
     return f"{total}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
 
