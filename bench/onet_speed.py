@@ -60,7 +60,8 @@ def main() -> None:
         "ms_per_crop_best": per_crop_ms({"jit_trace_freeze_optimize": (frozen, x_last),
                                          "eager_channels_last": (eager, x_last),
                                          "eager": (eager, x)}),
-        "frozen_max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(ref, got)),
+        "frozen_max_abs_diff": max(float(np.abs(a - b).max()) for a, b in
+                                   zip(ref, got, strict=True)),
         "future_warnings_reaching_a_caller": deprecations,
         **watch.result(),
     }
