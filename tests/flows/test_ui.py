@@ -38,15 +38,16 @@ def served(tmp_path_factory):
     """A Prefect server with two `fer demo` runs (the second one cached): (api, ui, log)."""
     root = tmp_path_factory.mktemp("ui")
     port = int(os.environ.get("FER_UI_TEST_PORT") or free_port())  # a fixed one when shared
+    ui, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api"
+    # The UI's pages call the API at PREFECT_UI_API_URL (default port 4200).
     env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": api}
     env.pop("PREFECT_API_URL", None)
     log = root / "server.log"
     with log.open("w") as out:
         server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1",
                                    "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
                                   env=env)
-    ui, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api"
     try:
         wait_healthy(api, server)
         env["PREFECT_API_URL"] = api
