@@ -263,8 +263,12 @@ def test_the_reports_task_page_has_content(served, browser):
     text = browser.open(f"{ui}/runs/task-run/{reports.id}", "Finished in state")
     browser.screenshot(out := shots() / "ui_reports_task.png")
     assert "reports" in text and "Finished in state Completed()" in text, text[-2000:]
-    text = browser.click("Task Inputs", "merge-alignment")
+    text = browser.click("Task inputs", "manifest", "task_run")
     browser.screenshot(out.with_name("ui_reports_task_inputs.png"))
-    assert "merge-alignment" in text and "resize-96" in text, text[-2000:]
-    browser.open(f"{ui}/artifacts/key/figure-4-augmented", "Figure 4")
+    assert "manifest" in text and "task_run" in text, text[-2000:]
+    assert "flow_run" not in text
+    text = browser.open(f"{ui}/artifacts/key/figure-4-augmented", "Figure 4")
     browser.screenshot(out.with_name("ui_figure_4_artifact.png"))
+    assert "Figure 4: the pre-processed face with Poisson, speckle and Gaussian noise" in text
+    browser.open(f"{ui}/deployments", "Deployments")  # `fer demo` deploys nothing: empty
+    browser.screenshot(out.with_name("ui_deployments.png"))
