@@ -197,9 +197,11 @@ class Browser:
         return self.wait_for(*needles, timeout=timeout)
 
     def click(self, label: str, *needles: str) -> str:
-        script = ("(() => { const e = [...document.querySelectorAll('body *')].find(e => "
-                  "e.childElementCount === 0 && e.offsetParent !== null && "
-                  f"e.textContent.trim() === {json.dumps(label)}); "
+        # The innermost visible element with exactly this text (a tab's label may sit
+        # beside an icon).
+        script = ("(() => { const e = [...document.querySelectorAll('body *')].filter(e => "
+                  "e.offsetParent !== null && "
+                  f"e.textContent.trim() === {json.dumps(label)}).pop(); "
                   "if (e) { e.click(); return true } return false })()")
         assert self.call("Runtime.evaluate", expression=script)["result"]["value"], label
         return self.wait_for(*needles)
@@ -267,8 +269,17 @@ def test_the_reports_task_page_has_content(served, browser):
     browser.screenshot(out.with_name("ui_reports_task_inputs.png"))
     assert "manifest" in text and "task_run" in text, text[-2000:]
     assert "flow_run" not in text
-    text = browser.open(f"{ui}/artifacts/key/figure-4-augmented", "Figure 4")
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with client(api) as c:
+        figure = c.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["figure-4-augmented"])))[0]
+    text = browser.open(f"{ui}/artifacts/artifact/{figure.id}", "Full size")
     browser.screenshot(out.with_name("ui_figure_4_artifact.png"))
     assert "Figure 4: the pre-processed face with Poisson, speckle and Gaussian noise" in text
+    shown = browser.call("Runtime.evaluate", returnByValue=True, expression=(
+        "[...document.images].filter(i => i.src.startsWith('data:image/'))"
+        ".map(i => i.naturalWidth)"))["result"]["value"]
+    assert len(shown) == 1 and shown[0] > 100, shown  # the inlined figure, decoded
     browser.open(f"{ui}/deployments", "Deployments")  # `fer demo` deploys nothing: empty
     browser.screenshot(out.with_name("ui_deployments.png"))
