@@ -8,7 +8,8 @@ def register(sub) -> None:
     a.add_argument("run_dir", help="a run folder made by `fer prepare`")
     a.add_argument("--config", help="YAML of audit keys (fer_core/config/audit.py AuditConfig)")
     a.add_argument("--model", help="cnn (default) | hog_logreg")
-    a.add_argument("--folds", type=int)
+    a.add_argument("--folds", type=int, help="cross-validation folds for out-of-sample "
+                   "probabilities (default 5)")
     a.add_argument("--epochs", type=int, help="cnn epochs per fold")
     a.add_argument("--device", help="auto (cuda, then mps, then cpu) | cpu | cuda | mps")
     a.add_argument("--review", choices=("relabel", "drop"),

@@ -11,27 +11,19 @@ import json
 import sys
 from pathlib import Path
 
-from fer_cli import audit, checks, predict, serve, train
+from fer_cli import audit, checks, options, predict, serve, train
 
 # Modules whose ``register(sub)`` adds their sub-commands (each imports nothing heavy).
 REGISTRARS = (train, predict, serve, audit)
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="run folder for sets, reports and manifest")
-    p.add_argument("--config", help="YAML/JSON config with ingest/dedup/split/quality/align/"
-                   "resize/augment sections, and subsets: {NAME: LIST}")
-    p.add_argument("--classes", help="class subset after mapping: 'paper' (the six) or a,b,c")
-    p.add_argument("--class-map", help="'fer2013' or old=New,... pairs")
-    p.add_argument("--augment", default="auto", help="paper | balance | none | auto "
-                   "(paper for the paper's six classes, balance otherwise)")
-    p.add_argument("--no-align", action="store_true", help="skip MTCNN alignment")
+    options.preparation(p, config="--config")
     p.add_argument("--subset", action="append", default=[], metavar="NAME=LIST",
                    help="a named subset of the held-out test split, scored beside it: LIST "
                    "names its images one per line, relative to the data folder (e.g. "
                    "test_private=fer2013/test_private.txt); repeatable")
     _labels_args(p)
-    p.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     p.add_argument("--retries", type=int, default=2, help="retries of a failed alignment batch")
     p.add_argument("--dask-address", help="run alignment batches on this Dask scheduler "
                    "(e.g. tcp://10.0.0.5:8786; needs the 'dask' extra)")
@@ -73,13 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="sections 4-5: folder of labelled faces -> saved sets")
-    p.add_argument("data", help="DATA/<class>/*, DATA/{train,test}/<class>/* or fer2013.csv")
     _prepare_args(p)
     p.set_defaults(func=cmd_prepare, check=check_prepare)
     d = sub.add_parser("demo", help="the whole pipeline on an embedded demo dataset")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--per-class", type=int, default=30)
-    d.add_argument("--epochs", type=int, default=8)
+    d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
+    d.add_argument("--per-class", type=int, default=30,
+                   help="demo images made per class (default 30)")
+    d.add_argument("--epochs", type=int, default=8,
+                   help="epochs to train compact_cnn (default 8)")
     d.set_defaults(func=cmd_demo)
     for module in REGISTRARS:
         module.register(sub)

@@ -51,7 +51,8 @@ def register(sub) -> None:
     e = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
     e.add_argument("--model", required=True, help="a checkpoint (best.pt), RUN/train/NAME, "
                    "RUN or a shipped model's name")
-    e.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    e.add_argument("--format", choices=("onnx", "torchscript"), required=True,
+                   help="onnx (for ONNX Runtime) or torchscript (for torch.jit.load)")
     e.add_argument("--out", required=True, help="the exported file (metadata: OUT.json)")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     e.add_argument("--dynamo", action="store_true",

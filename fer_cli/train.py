@@ -6,18 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer_cli import checks
-
-
-def _train_args(p) -> None:
-    p.add_argument("--config", dest="train_config", help="YAML of TrainConfig keys "
-                   "(e.g. bench/configs/gpu_resnet18.yaml)")
-    p.add_argument("--model", help="compact_cnn | resnet18 (default) | resnet50 | vit_tiny")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--device", help="auto (cuda, then mps, then cpu) | cpu | cuda | mps")
-    p.add_argument("--seed", type=int)
+from fer_cli import checks, options
 
 
 def register(sub) -> None:
@@ -30,10 +19,10 @@ def register(sub) -> None:
     t.add_argument("--replace", action="store_true", help="overwrite a training of that name "
                    "trained with another config, sets or starting checkpoint")
     t.add_argument("--store", help="result store folder (default RUN_DIR/store)")
-    _train_args(t)
+    options.training(t)
     t.set_defaults(func=cmd_train, check=check_train)
     e = sub.add_parser("evaluate", help="score a trained model, on its run or another dataset")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", help="a run folder made by `fer prepare` or `fer pipeline`")
     e.add_argument("--data", help="another dataset, all of it one test set, aligned and "
                    "resized as the run's (cross-dataset); reports in "
                    "RUN_DIR/reports/cross/NAME/")
@@ -58,15 +47,8 @@ def register(sub) -> None:
     pr.add_argument("name", help="a training in RUN_DIR/train/")
     pr.set_defaults(func=cmd_promote, check=lambda a: checks.run_folder(a.run_dir))
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
-    p.add_argument("data")
-    p.add_argument("--out", required=True)
-    p.add_argument("--classes")
-    p.add_argument("--class-map")
-    p.add_argument("--augment", default="auto")
-    p.add_argument("--no-align", action="store_true")
-    p.add_argument("--prepare-config")
-    p.add_argument("--store")
-    _train_args(p)
+    options.preparation(p, config="--prepare-config")
+    options.training(p)
     p.set_defaults(func=cmd_pipeline, check=check_pipeline)
 
 

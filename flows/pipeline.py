@@ -38,7 +38,7 @@ def pipeline(data: str, out: str, classes: str | None = None, class_map: str | N
     prepared = prepare_sets(prep_cfg, out, store_root, retries=retries,
                             dask_address=dask_address)
     raise_if_incomplete(prepared, retries)  # never train on half-aligned sets
-    trained = train_and_evaluate(out, tcfg, store_root)
+    trained = train_and_evaluate(out, tcfg, store_root, sets=prepared["sets"])
     store.write_json(Path(out) / "pipeline.json", {
         "prepare": prep_cfg.to_dict(), "train": tcfg.to_dict(), **prepared, **trained})
     return {**prepared, **trained}

@@ -15,7 +15,6 @@ from fer_core.prepare.align import AlignConfig
 from fer_core.prepare.config import PrepareConfig, PrepareOptions, build_config
 from fer_core.prepare.split import classes_of
 from fer_core.runtime.device import threads
-from fer_core.store import Ref
 from tasks.audit import near_duplicates_task, review_task
 from tasks.caching import rerun_table
 from tasks.prepare import (
@@ -64,8 +63,11 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     #                                                                      (ours) by group
     check_classes(classes_of(read_manifest(manifest)), known_classes, cfg.ingest.root)
     warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
-    manifest, failed = align_runner(dask_address, cfg.align)(            # 5: MTCNN alignment
-        manifest, cfg.align, root, store_root, retries, retry_delay_s)
+    batches = plan_align_batches(manifest, cfg.align)                    # 5: MTCNN alignment
+    failed = align_runner(dask_address, cfg.align)(                      #   (a sub-flow of
+        batches, cfg.align, root, store_root, retries, retry_delay_s)    #   batch tasks),
+    manifest = merge_alignment_task(manifest, batches, plain(failed), cfg.align,  # merged
+                                    store_root)                          #   from the store
     classes = classes_of(read_manifest(manifest))
     resized = resize_task(manifest, cfg.resize, root, store_root,        # 5: 96x96, /255 on load
                           cfg.align.batch_size)                          #   (per align batch)
@@ -111,31 +113,40 @@ def align_runner(dask_address: str | None, cfg: AlignConfig):
     return align_flow.with_options(task_runner=DaskTaskRunner(address=dask_address))
 
 
+def plain(failed: list[dict]) -> list[dict]:
+    """The align sub-flow's failed batches as new plain data. Prefect records a sub-flow's
+    return value given to a task as an input of kind ``flow_run``, which its UI cannot
+    show (the task run list and page stay blank); the batches' results themselves are read
+    through the store by the merge task."""
+    return [{"index": f["index"], "first": str(f["first"]), "paths": list(f["paths"]),
+             "error": str(f["error"])} for f in failed]
+
+
 @flow(name="align", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def align_flow(manifest, cfg: AlignConfig, root: str, store_root: str, retries: int,
-               retry_delay_s: float):
-    """MTCNN over content-defined batches, each a task with retries and backoff.
+def align_flow(batches: list[dict], cfg: AlignConfig, root: str, store_root: str,
+               retries: int, retry_delay_s: float) -> list[dict]:
+    """MTCNN over content-defined batches, each a task with retries and backoff. Returns
+    the batches that failed after their retries.
 
     A batch that still fails does not stop the others: its images are marked in the
     manifest, and the flow fails naming it once the report of what did work is written.
     """
     with threads(cfg.threads):
-        return _align_batches(manifest, cfg, root, store_root, retries, retry_delay_s)
+        return _align_batches(batches, cfg, root, store_root, retries, retry_delay_s)
 
 
-def _align_batches(manifest, cfg: AlignConfig, root: str, store_root: str, retries: int,
-                   retry_delay_s: float):
+def _align_batches(batches: list[dict], cfg: AlignConfig, root: str, store_root: str,
+                   retries: int, retry_delay_s: float) -> list[dict]:
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    batches = plan_align_batches(manifest, cfg)
     # The batches already in the store are recorded by one task run (shown Cached), not one
     # each: a rerun's cost is a key check per batch, not a task run per batch.
     sealed = sealed_align_batches(batches, cfg, store_root)
-    reused = {}
+    reused = set()
     if sealed:
         state = reuse_align_batches_task(batches, sorted(sealed), len(sealed), cfg, store_root,
                                          return_state=True)
-        reused = {int(i): Ref(path=path, sha256=sha) for i, path, sha in state.result()}
+        reused = {int(i) for i, _, _ in state.result()}
     stale = [i for i in range(len(batches)) if i not in reused]
     task = align_batch_task.with_options(
         retries=retries, retry_delay_seconds=[retry_delay_s * 2**i for i in range(retries)])
@@ -143,20 +154,17 @@ def _align_batches(manifest, cfg: AlignConfig, root: str, store_root: str, retri
                        unmapped(store_root))
     progress = create_progress_artifact(0.0, key="alignment-progress",
                                         description="MTCNN alignment batches done")
-    done, failed = dict(reused), []
+    failed = []
     for n, (i, future) in enumerate(zip(stale, futures, strict=True)):
         future.wait()
-        if future.state.is_completed():
-            done[i] = future.result()
-        else:
+        if not future.state.is_completed():
             batch = batches[i]
             failed.append({"index": i, "first": batch["paths"][0], "paths": batch["paths"],
                            "error": f"batch {i} failed: {future.state.message}"})
         update_progress_artifact(progress, 100.0 * (n + 1) / max(1, len(stale)))
     if not stale:
         update_progress_artifact(progress, 100.0)
-    return (merge_alignment_task(manifest, [done[i] for i in sorted(done)], failed, store_root),
-            failed)
+    return failed
 
 
 def raise_if_incomplete(result: dict, retries: int) -> None:

@@ -38,16 +38,20 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
 
 
 def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None,
-                       name: str | None = None, replace: bool = False) -> dict:
+                       name: str | None = None, replace: bool = False,
+                       sets: dict | None = None) -> dict:
     """Train into RUN/train/NAME (default: the model and a short config hash); an existing
-    NAME trained differently is an error naming what differs, unless ``replace``."""
+    NAME trained differently is an error naming what differs, unless ``replace``.
+
+    ``sets``: the save task's result, when this flow saved them (preparation -> training in
+    the run graph)."""
     store_root = store_root or str(Path(run_dir) / "store")
     name = trainings.check_name(name or trainings.default_name(cfg))
     identity = lineage(run_dir, cfg, store_root)                  # (ours) sets, start: by
     identity = trainings.identity(cfg, identity["sets_sha256"],   #   content
                                   identity["start_checkpoint"]["sha256"])
     same = trainings.check_existing(run_dir, name, identity, replace)
-    trained = train_task(run_dir, cfg, store_root)                # 8: class-weighted training
+    trained = train_task(run_dir, cfg, store_root, sets)          # 8: class-weighted training
     published = publish_model_task(trained, run_dir, name, identity)  # 9: macro-F1, confusion
     publish_training_artifacts(run_dir, published["metrics"], published["training"])
     publish_trainings_table(run_dir)

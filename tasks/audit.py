@@ -46,7 +46,7 @@ def _review_dir(a) -> Path:
                       [review, stage_files])
 
 
-@task(name="review", task_run_name="apply-review", **task_options(_review_dir))
+@task(name="review", task_run_name="review", **task_options(_review_dir))
 def review_task(manifest: Ref, cfg: review.ReviewConfig, store_root: str) -> Ref:
     """The manifest with a person's relabels and drops (``cfg.file``) applied."""
     def make(out: Path) -> dict:
@@ -67,7 +67,8 @@ def _probs_dir(a) -> Path:
                       [audit, out_of_sample])
 
 
-@task(name="out-of-sample-probs", task_run_name="{cfg.folds}-fold-{cfg.model}",
+@task(name="out-of-sample-probs",
+      task_run_name="out-of-sample-probs-{cfg.folds}-fold-{cfg.model}",
       **task_options(_probs_dir))
 def out_of_sample_task(manifest: Ref, cfg: audit.AuditConfig, root: str,
                        store_root: str) -> Ref:

@@ -125,11 +125,24 @@ def publish_rerun_table(records: list[dict]) -> list[dict]:
     from prefect.artifacts import create_table_artifact
 
     rows = stage_rows(records)
-    ran = sum(r["status"] != "cached" for r in rows)
     create_table_artifact(rows, key=RERUN_TABLE_KEY,
-                          description=f"what this run did: {ran} of {len(rows)} stages ran, "
-                          "the others were cached")
+                          description=f"What this run did: {stages_summary(rows)}")
     return rows
+
+
+def stages_summary(rows: list[dict]) -> str:
+    """E.g. "14 stages: all ran", "14 stages: 3 ran, 11 cached", "14 stages: 12 cached,
+    1 partly cached, 1 failed" (a mapped stage whose runs were part cached is partly)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        kind = r["status"]
+        if kind not in ("ran", "cached"):
+            kind = "partly cached" if "cached" in kind else kind.split()[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    total = f"{len(rows)} stage{'' if len(rows) == 1 else 's'}"
+    if len(counts) == 1:
+        return f"{total}: {'all ' if len(rows) > 1 else ''}{next(iter(counts))}"
+    return f"{total}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
 
 def rerun_table(fn):

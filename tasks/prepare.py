@@ -62,7 +62,7 @@ def _duplicates_dir(a) -> Path:
                       [duplicates, stage_files])
 
 
-@task(name="duplicates", task_run_name="sha1-duplicates", **task_options(_duplicates_dir))
+@task(name="duplicates", task_run_name="duplicates", **task_options(_duplicates_dir))
 def duplicates_task(manifest: Ref, cfg: duplicates.DedupConfig, store_root: str) -> Ref:
     return stage_files.manifest_stage(_duplicates_dir(locals()),
                                 lambda: duplicates.find_duplicates(read_manifest(manifest), cfg))
@@ -75,7 +75,7 @@ def _split_dir(a) -> Path:
                       a["cfg"], [split, groups, stage_files])
 
 
-@task(name="split", task_run_name="label-encode-and-split", **task_options(_split_dir))
+@task(name="split", task_run_name="split", **task_options(_split_dir))
 def split_task(manifest: Ref, cfg: split.SplitConfig, store_root: str,
                near: Ref | None = None) -> Ref:
     """Whole groups (``near``: the near-duplicate stage's result, whose pairs join them)."""
@@ -86,7 +86,7 @@ def split_task(manifest: Ref, cfg: split.SplitConfig, store_root: str,
     return stage_files.manifest_stage(_split_dir(locals()), make)
 
 
-@task(name="quality", task_run_name="sharpness-per-split", **task_options(None))
+@task(name="quality", task_run_name="quality", **task_options(None))
 def quality_task(manifest: Ref, cfg: quality.QualityConfig) -> list[str]:
     """Warn (in the run's log) when one split is far blurrier than another."""
     from prefect import get_run_logger
@@ -138,7 +138,7 @@ def sealed_align_batches(batches: list[dict], cfg: align.AlignConfig,
     return found
 
 
-@task(name="align-batch", task_run_name="align-batches-cached-{count}", **task_options(None))
+@task(name="align-batch", task_run_name="align-batch-cached-{count}", **task_options(None))
 def reuse_align_batches_task(batches: list[dict], indices: list[int], count: int,
                              cfg: align.AlignConfig, store_root: str):
     """The alignment batches already in the store, in one task run rather than one each:
@@ -153,17 +153,28 @@ def reuse_align_batches_task(batches: list[dict], indices: list[int], count: int
 
 
 def _merge_dir(a) -> Path:
-    inputs = [a["manifest"].sha256, *(b.sha256 for b in a["batches"]),
+    failed = {f["index"] for f in a["failed"]}
+    found = sealed_align_batches(a["batches"], a["cfg"], a["store_root"])
+    inputs = [a["manifest"].sha256, *(found[i].sha256 for i in sorted(found) if i not in failed),
               *(f"failed:{p}" for f in a["failed"] for p in f["paths"])]
     return result_dir(a["store_root"], "aligned", inputs, None, [align, batching, stage_files])
 
 
 @task(name="merge-alignment", task_run_name="merge-alignment", **task_options(_merge_dir))
-def merge_alignment_task(manifest: Ref, batches: list[Ref], failed: list[dict],
-                         store_root: str) -> Ref:
+def merge_alignment_task(manifest: Ref, batches: list[dict], failed: list[dict],
+                         cfg: align.AlignConfig, store_root: str) -> Ref:
+    """The align sub-flow's batch results, read through the store (a batch's result is
+    where its key says), merged into the manifest; the failed batches' images marked."""
     def make():
-        found = [stage_files.read_table(b, stage_files.DETECTIONS) for b in batches]
-        return batching.merge_batches(read_manifest(manifest), found, failed)
+        gone = {f["index"] for f in failed}
+        found = sealed_align_batches(batches, cfg, store_root)
+        missing = [i for i in range(len(batches)) if i not in found and i not in gone]
+        if missing:
+            raise RuntimeError(f"alignment batch(es) {missing} have no result in {store_root} "
+                               "and did not fail: was the store changed during the run?")
+        tables = [stage_files.read_table(found[i], stage_files.DETECTIONS)
+                  for i in sorted(found) if i not in gone]
+        return batching.merge_batches(read_manifest(manifest), tables, failed)
 
     return stage_files.manifest_stage(_merge_dir(locals()), make)
 

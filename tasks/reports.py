@@ -54,37 +54,53 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
 
 
 def publish_artifacts(reports: dict[str, str], out_dir: str) -> None:
-    """The report tables, the histograms and a link to the run folder, in the Prefect UI."""
-    from prefect.artifacts import (
-        create_link_artifact,
-        create_markdown_artifact,
-        create_table_artifact,
-    )
+    """The paper's tables and figures in the Prefect UI, each an artifact named after it.
 
-    for name, path in reports.items():
+    Figures are inlined, downscaled (``store.read_thumbnail``): an artifact travels in a
+    Prefect event, which the server refuses over 1.5 MB, and a browser does not open the
+    UI's ``file://`` links. Each description says where the full CSV or PNG is."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    for name, path in sorted(reports.items(), key=lambda kv: artifact_key(kv[0])):
         table = store.read_csv(path, dtype=str, keep_default_na=False)
-        # Prefect artifact keys allow lowercase letters, digits and dashes only.
-        create_table_artifact(table.to_dict("records"), key=f"table-{name.replace('_', '-')}",
-                              description=f"{name}.csv ({Path(path).parent})")
-    figs = sorted((Path(out_dir) / "reports").glob("fig*.png"))
-    create_markdown_artifact(figures_markdown(f"Preparation of `{out_dir}`", figs),
-                             key="prepare-figures",
-                             description="Figures 2-5 of the paper for this run")
-    grid = Path(out_dir) / "reports" / "near_duplicates.png"
-    if grid.is_file():
-        create_markdown_artifact(figures_markdown(f"Near-duplicates in `{out_dir}`", [grid]),
-                                 key="near-duplicates",
-                                 description="the closest near-duplicate pairs across splits")
-    create_link_artifact(Path(out_dir).resolve().as_uri(), link_text=str(out_dir),
-                         key="run-folder", description="the run folder: sets, reports, manifest")
+        create_table_artifact(table.to_dict("records"), key=artifact_key(name),
+                              description=f"**{title_of(name)}**. CSV: `{path}`")
+    rep = Path(out_dir) / "reports"
+    for png in [*sorted(rep.glob("fig*.png")), rep / "near_duplicates.png"]:
+        if png.is_file():
+            create_markdown_artifact(figures_markdown(title_of(png.stem), [png]),
+                                     key=artifact_key(png.stem, "figure"),
+                                     description=f"**{title_of(png.stem)}**. PNG: `{png}`")
+    create_markdown_artifact(
+        f"# Run folder\n\n`{Path(out_dir).resolve()}`: sets/ (the saved sets), reports/ "
+        "(Tables 1-5 as CSV, Figures 2-5 as PNG), manifest.parquet (one row per input "
+        "file), store/ (cached stage results)", key="run-folder",
+        description=f"the run folder `{Path(out_dir).resolve()}` on the machine that ran it")
+
+
+def title_of(name: str) -> str:
+    return prepare_reports.TITLES.get(name, name.replace("_", " "))
+
+
+def artifact_key(name: str, kind: str = "table") -> str:
+    """``table-1-distribution``, ``figure-2-distribution``, ``table-sharpness``: the paper's
+    number first, so the UI's list sorts as the paper does. Prefect artifact keys allow
+    lowercase letters, digits and dashes only."""
+    title = title_of(name)
+    number = title.split(":")[0].split()[-1] if title[:6] in ("Table ", "Figure") else ""
+    bare = name.split("_", 1)[1] if name.startswith("fig") else name
+    return "-".join(p for p in (kind, number, bare.replace("_", "-")) if p)
 
 
 def figures_markdown(title: str, pngs: list[Path]) -> str:
-    """Markdown with the PNGs inlined, so the Prefect UI shows them without file access."""
+    """Markdown with the figures inlined, downscaled, so the Prefect UI shows them without
+    file access and each artifact stays well under Prefect's event size limit."""
     import base64
 
     md = [f"# {title}", ""]
     for png in pngs:
-        data = base64.b64encode(store.read_bytes(png)).decode()
-        md += [f"## {png.stem}", f"![{png.stem}](data:image/png;base64,{data})", ""]
+        data, mime = store.read_thumbnail(png)
+        md += [f"## {png.stem}" if len(pngs) > 1 else "",
+               f"![{png.stem}](data:{mime};base64,{base64.b64encode(data).decode()})",
+               f"*Full size: `{png}`*", ""]
     return "\n".join(md)

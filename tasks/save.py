@@ -38,7 +38,7 @@ def _save_dir(a) -> Path:
                       [onehot, subsets_mod, sets, stage_files])
 
 
-@task(name="one-hot-and-save", task_run_name="save-sets", **task_options(None))
+@task(name="save-sets", task_run_name="save-sets", **task_options(None))
 def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: str,
               subsets: tuple[SubsetSpec, ...] = (), manifest: Ref | None = None,
               store_root: str | None = None) -> dict:

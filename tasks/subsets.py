@@ -16,7 +16,7 @@ def _all_test_dir(a) -> Path:
                       [subsets, stage_files])
 
 
-@task(name="all-test", task_run_name="all-files-to-test", **task_options(_all_test_dir))
+@task(name="all-test", task_run_name="all-test", **task_options(_all_test_dir))
 def all_test_task(manifest: Ref, store_root: str) -> Ref:
     return stage_files.manifest_stage(
         _all_test_dir(locals()), lambda: subsets.all_to_test(stage_files.read_manifest(manifest)))

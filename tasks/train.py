@@ -50,7 +50,11 @@ def _train_dir(a) -> Path:
 
 
 @task(name="train", task_run_name="train-{cfg.model}-{cfg.epochs}ep", **task_options(_train_dir))
-def train_task(run_dir: str, cfg: train.TrainConfig, store_root: str) -> Ref:
+def train_task(run_dir: str, cfg: train.TrainConfig, store_root: str,
+               sets: dict | None = None) -> Ref:
+    """``sets``: the save task's result when the sets were saved in this run; training
+    reads them from ``run_dir`` (keyed by their bytes), so it only links the two in the
+    run graph."""
     def make(out: Path) -> dict:
         start = time.perf_counter()
         # An interrupted run left last.pt here: fit resumes from it.
@@ -111,7 +115,8 @@ def evaluate_task(checkpoint_path: str, run_dir: str,
     return {s: {k: m[k] for k in ("accuracy", "macro_f1")} for s, m in metrics.items()}
 
 
-@task(name="evaluate-other-dataset", task_run_name="evaluate-on-{name}", **task_options(None))
+@task(name="evaluate-other-dataset", task_run_name="evaluate-other-dataset-{name}",
+      **task_options(None))
 def cross_evaluate_task(checkpoint_path: str, prepared_dir: str, run_dir: str, name: str,
                         data: str) -> dict:
     """A checkpoint on another dataset prepared as one test set (``prepared_dir``), scored

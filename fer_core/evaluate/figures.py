@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 __all__ = ["confusion_frame", "per_class_frame", "confusion_figure", "curves_figure",
@@ -36,7 +37,9 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     cols = list(classes if predicted is None else predicted)
     n, k = len(classes), len(cols)
-    fig = Figure(figsize=(1.1 * k + 2, 1.1 * n + 1.5))
+    # Square cells, and room for the rotated column names below and the colour bar beside:
+    # the figure comes out about as wide as tall.
+    fig = Figure(figsize=(0.9 * k + 2.6, 0.9 * n + 2.0))
     ax = fig.add_subplot()
     # scikit-learn draws the matrix; its cell texts hold one number and its ticks assume a
     # square matrix, so the cells (count and rate) and the ticks are set here.
@@ -54,6 +57,7 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
                     fontsize=8, color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(disp.im_, ax=ax, fraction=0.046)
     ax.set_title(title)
+    ax.set_aspect("equal")
     fig.tight_layout()
     return fig
 
@@ -70,6 +74,7 @@ def curves_figure(history: pd.DataFrame) -> Figure:
         ax.plot(history["epoch"], history[val_col], marker=".", label="val")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

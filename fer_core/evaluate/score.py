@@ -24,59 +24,9 @@ from torch import nn
 
 from fer_core import store
 from fer_core.evaluate.figures import confusion_figure, confusion_frame, curves_figure
-from fer_core.prepare.resize import SCALE
-from fer_core.runtime.device import autocast
+from fer_core.evaluate.logits import predict_logits, predict_proba, to_input  # noqa: F401
 
 REPORTS = "reports"
-
-
-def to_input(batch_uint8_nhwc: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
-    """uint8 NHWC (on any device) -> float NCHW in [0, 1], the models' input contract."""
-    x = batch_uint8_nhwc.permute(0, 3, 1, 2).float().div_(SCALE)
-    return x.contiguous(memory_format=torch.channels_last if channels_last
-                        else torch.contiguous_format)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(iter(model.parameters())).device
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
-                   device: torch.device | str | None = None, batch_size: int = 256,
-                   hflip_tta: bool = False, amp: bool = False,
-                   channels_last: bool = False) -> torch.Tensor:
-    """Logits (N, C) as float32 on ``device`` (default: where the model's weights are);
-    ``images`` is uint8 NHWC, a memmap is fine."""
-    device = torch.device(device) if device is not None else _model_device(model)
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        # np.array copies: a memmap slice is read-only, which torch.from_numpy warns about.
-        chunk = chunk if torch.is_tensor(chunk) else torch.from_numpy(np.array(chunk))
-        x = to_input(chunk.to(device, non_blocking=True), channels_last=channels_last)
-        with autocast(device, amp, cpu=amp):  # the caller chose bf16 for this device
-            logits = model(x).float()
-            if hflip_tta:  # faces are left-right symmetric: average the mirror's opinion
-                logits = (logits + model(x.flip(3)).float()) / 2
-        out.append(logits)
-    if not out:
-        raise ValueError("no images to predict")
-    return torch.cat(out)
-
-
-def predict_proba(model: nn.Module, images_uint8_nhwc: np.ndarray, *,
-                  device: torch.device | str | None = None, batch_size: int = 256,
-                  hflip_tta: bool = False) -> np.ndarray:
-    """Class probabilities (N, C) float32 for uint8 RGB images (N, H, W, 3)."""
-    if images_uint8_nhwc.dtype != np.uint8 or images_uint8_nhwc.ndim != 4 \
-            or images_uint8_nhwc.shape[-1] != 3:
-        raise ValueError("images must be uint8 (N, H, W, 3) RGB, got "
-                         f"{images_uint8_nhwc.dtype} {images_uint8_nhwc.shape}")
-    logits = predict_logits(model, images_uint8_nhwc, device=device, batch_size=batch_size,
-                            hflip_tta=hflip_tta)
-    return torch.softmax(logits, dim=1).cpu().numpy()
 
 
 # ---------------------------------------------------------------- metrics (pure)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_core.evaluate import score as evaluate
+from fer_core.evaluate import logits as evaluate
 from fer_core.models.spec import FaceSpec
 from fer_core.prepare import align, detect, resize
 

@@ -125,11 +125,18 @@ def _draw(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 def add_noise(image: np.ndarray, noise: str, seed: int) -> np.ndarray:
-    """One uint8 image with scikit-image's ``random_noise`` of the given kind."""
+    """One uint8 image with scikit-image's ``random_noise`` of the given kind.
+
+    A grey face stored as RGB (three equal channels) gets grey noise, one noise image on
+    every channel: noise drawn per channel would make it a colour image unlike any real
+    one of the dataset. Colour faces get noise per channel, as the paper's did."""
     if noise == "none":
         return image
-    noisy = random_noise(image, mode=noise, rng=np.random.default_rng(seed), clip=True)
-    return np.round(noisy * 255.0).astype(np.uint8)
+    grey = image.ndim == 3 and image.shape[2] > 1 and bool((image == image[..., :1]).all())
+    src = image[..., 0] if grey else image
+    noisy = random_noise(src, mode=noise, rng=np.random.default_rng(seed), clip=True)
+    out = np.round(noisy * 255.0).astype(np.uint8)
+    return np.repeat(out[..., None], image.shape[2], axis=2) if grey else out
 
 
 def render_batch(images: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
@@ -165,6 +172,25 @@ def render_chunks(rows: pd.DataFrame, positions: np.ndarray,
         part = rows.iloc[start:start + chunk]
         images = read(positions[part["source"].to_numpy()])
         yield render_batch(images, part.assign(source=np.arange(len(part))))
+
+
+def plan_table(labels: np.ndarray, rows: pd.DataFrame, classes: tuple[str, ...],
+               noises: tuple[str, ...] = NOISES) -> pd.DataFrame:
+    """Table 4: the augmentation plan per class as carried out: images before, images per
+    noise (their fraction of the class), and whether the noisy copies were added or
+    replaced originals."""
+    before = np.bincount(labels, minlength=len(classes))
+    out = []
+    for code, cls in enumerate(classes):
+        mine = rows[rows["label"] == code]
+        per_noise = {k: int((mine["noise"] == k).sum()) for k in noises}
+        noisy = sum(per_noise.values())
+        n = int(before[code])
+        mode = "none" if noisy == 0 else "replace" if len(mine) == n else "add"
+        out.append({"class": cls, "before": n, "mode": mode,
+                    "per_noise": f"{max(per_noise.values()) / n:.0%}" if n else "0%",
+                    **per_noise, "after": int(len(mine))})
+    return pd.DataFrame(out)
 
 
 def augmentation_table(labels: np.ndarray, rows: pd.DataFrame,

@@ -4,11 +4,22 @@ share (``fer_core.prepare.detect``)."""
 
 from __future__ import annotations
 
+import threading
+import warnings
+
 import cv2
 import numpy as np
 
 SIZE = 48  # O-Net's input, and the normalisation MTCNN trained it with
 CHUNK = 4096
+# torch 2.14 deprecates TorchScript (trace, trace_method, freeze, optimize_for_inference)
+# in favour of torch.compile, which needs a C compiler at run time and minutes to compile,
+# and torch.export, which runs no faster than eager. bench/onet_speed.py measures the
+# traced, frozen O-Net against eager: kept while it is the faster (see README), with
+# exactly these warnings silenced around that one call, so a user's terminal stays clean.
+_JIT_DEPRECATED = (r"`torch\.jit\.(trace|trace_method|freeze|optimize_for_inference)` is "
+                   r"deprecated")
+_FREEZE_LOCK = threading.Lock()  # catch_warnings is process-wide: one freeze at a time
 
 
 def outputs(crops: np.ndarray, detector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,17 +51,20 @@ def frozen(detector):
     """
     import torch
 
-    onet = getattr(detector, "_fer_frozen_onet", None)
-    if onet is not None:
+    with _FREEZE_LOCK:
+        onet = getattr(detector, "_fer_frozen_onet", None)
+        if onet is not None:
+            return onet
+        onet = detector.onet
+        if torch.device(getattr(detector, "device", "cpu")).type == "cpu":
+            example = torch.zeros(8, 3, SIZE, SIZE).contiguous(
+                memory_format=torch.channels_last)
+            with (torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings()):
+                warnings.filterwarnings("ignore", _JIT_DEPRECATED, FutureWarning)
+                traced = torch.jit.trace(onet.eval(), example, check_trace=False)
+                onet = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        detector._fer_frozen_onet = onet
         return onet
-    onet = detector.onet
-    if torch.device(getattr(detector, "device", "cpu")).type == "cpu":
-        example = torch.zeros(8, 3, SIZE, SIZE).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(False), torch.no_grad():
-            traced = torch.jit.trace(onet.eval(), example, check_trace=False)
-            onet = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-    detector._fer_frozen_onet = onet
-    return onet
 
 
 def crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:

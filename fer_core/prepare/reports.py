@@ -31,6 +31,30 @@ from fer_core.prepare.manifest import KEPT
 
 REPORTS = "reports"
 
+# What each report is, in the paper's words (the Prefect UI's artifact titles).
+TITLES = {
+    "distribution": "Table 1: distribution before and after SHA-1 duplicate removal",
+    "split": "Table 2: label codes and the stratified 80/20 train/validation split per class",
+    "alignment": "Table 3: faces aligned by MTCNN (eyes and nose) per class and split",
+    "augmentation_plan": "Table 4: the augmentation plan per class (images per noise, "
+                         "added or replacing)",
+    "augmentation": "Table 5: training images per class before and after augmentation",
+    "sharpness": "(ours) sharpness per split: count and 10th/50th/90th percentiles",
+    "label_conflicts": "(ours) identical files under different labels, and what was kept",
+    "split_groups": "(ours) groups the split kept whole (near-duplicates, a group pattern or "
+                    "column), and those with mixed labels",
+    "labels": "(ours) faces per class and per reason under the labels file's votes",
+    "near_duplicates_by_split": "(ours) near-duplicate pairs by split",
+    "near_duplicates_by_class": "(ours) near-duplicate pairs by class",
+    "fig2_distribution": "Figure 2: original data distribution per class",
+    "fig3_preprocessed": "Figure 3: an input face and its pre-processed (aligned, 96x96) "
+                         "version",
+    "fig4_augmented": "Figure 4: the pre-processed face with Poisson, speckle and Gaussian "
+                      "noise",
+    "fig5_augmented_distribution": "Figure 5: training distribution after augmentation",
+    "near_duplicates": "(ours) the closest near-duplicate pairs across splits",
+}
+
 
 def report_files(m: pd.DataFrame, index: pd.DataFrame, plan: pd.DataFrame,
                  classes: tuple[str, ...], read_input: Callable[[str], np.ndarray],
@@ -40,7 +64,9 @@ def report_files(m: pd.DataFrame, index: pd.DataFrame, plan: pd.DataFrame,
     dist = distribution.class_distribution(m)
     aug = augment.augmentation_table(before, plan, classes)
     tables = {"distribution": dist, "split": split.split_table(m, classes),
-              "alignment": align.alignment_table(m, classes), "augmentation": aug,
+              "alignment": align.alignment_table(m, classes),
+              "augmentation_plan": augment.plan_table(before, plan, classes),
+              "augmentation": aug,
               "sharpness": quality.sharpness_table(m),
               # (ours) which identical files were labelled differently and what was kept
               "label_conflicts": duplicates.conflict_table(m),
@@ -52,11 +78,11 @@ def report_files(m: pd.DataFrame, index: pd.DataFrame, plan: pd.DataFrame,
     per_class = dist[dist["class"] != "Total"]
     files[f"{REPORTS}/fig2_distribution.png"] = figures.histogram(
         dict(zip(per_class["class"], per_class["before_dedup"], strict=True)),
-        title="Original data distribution (Figure 2)")
+        title="Figure 2: original data distribution")
     after = aug[aug["class"] != "Total"]
     files[f"{REPORTS}/fig5_augmented_distribution.png"] = figures.histogram(
         dict(zip(after["class"], after["after"], strict=True)),
-        title="Augmented training distribution (Figure 5)")
+        title="Figure 5: augmented training distribution")
     path = example_path(m)
     if path is not None:
         face = read_stored(np.flatnonzero(index["path"].to_numpy() == path)[:1])[0]
@@ -81,8 +107,8 @@ def example_figures(path: str, image: np.ndarray, face: np.ndarray) -> dict[str,
     return {
         f"{REPORTS}/fig3_preprocessed.png": figures.example_faces(
             [image, face], ["input", "aligned, 96x96, /255"],
-            title=f"A pre-processed image (Figure 3): {path}"),
+            title=f"Figure 3: a pre-processed image ({path})"),
         f"{REPORTS}/fig4_augmented.png": figures.example_faces(
             [face, *noisy], ["pre-processed", *augment.NOISES],
-            title="Augmented images (Figure 4)"),
+            title="Figure 4: augmented images"),
     }

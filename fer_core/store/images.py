@@ -37,6 +37,7 @@ __all__ = [
     "read_input_image",
     "video_fps",
     "iter_video_frames",
+    "read_thumbnail",
 ]
 
 
@@ -271,3 +272,24 @@ def iter_video_frames(path: str, *, every: int = 1) -> Iterator[tuple[int, np.nd
         cap.release()
     if not yielded:
         raise BadImage(path, "no video frame could be decoded")
+
+
+def read_thumbnail(path: str | os.PathLike, max_width: int = 900,
+                   max_bytes: int = 250_000) -> tuple[bytes, str]:
+    """An image file (a report's PNG) no wider than ``max_width``, encoded as PNG, or as
+    JPEG (quality 85, then lower) where the PNG is over ``max_bytes``: (bytes, MIME type).
+    For inlining in a Prefect artifact, which travels in an event of at most 1.5 MB."""
+    img = cv2.imdecode(np.frombuffer(read_file_bytes(path), np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise BadImage(str(path), "not decodable")
+    if img.shape[1] > max_width:
+        h = round(img.shape[0] * max_width / img.shape[1])
+        img = cv2.resize(img, (max_width, h), interpolation=cv2.INTER_AREA)
+    ok, enc = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if ok and len(enc) <= max_bytes:
+        return enc.tobytes(), "image/png"
+    for quality in (85, 70, 50):
+        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if len(enc) <= max_bytes:
+            break
+    return enc.tobytes(), "image/jpeg"

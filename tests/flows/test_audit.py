@@ -65,7 +65,7 @@ def test_near_copy_dropped_then_audit_and_review_round_trip(prefect_backend,
     by_split = pd.read_csv(run / "reports" / "near_duplicates_by_split.csv")
     assert by_split["pairs"].sum() == len(pairs)
     assert (run / "reports" / "near_duplicates.png").stat().st_size > 1000
-    assert "![near_duplicates](data:image/png;base64," in latest_artifact("near-duplicates").data
+    assert "![near_duplicates](data:image/" in latest_artifact("figure-near-duplicates").data
 
     assert main(["audit", str(run), "--model", "hog_logreg", "--folds", "3",
                  "--review", "drop"]) == 0

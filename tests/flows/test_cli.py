@@ -257,3 +257,28 @@ def test_killed_fer_leaves_no_process_behind(tmp_path, data):
     for pid in left:  # a failing test leaves no orphan either
         os.kill(pid, signal.SIGKILL)
     assert not left, f"outlived the killed fer: {names}"
+
+
+def test_every_option_of_every_command_says_what_it_is():
+    """`fer COMMAND --help` describes every option in one line; the model names come from
+    the torch-free list the config checks (fer_core.config.train.MODEL_NAMES)."""
+    import argparse
+
+    from fer_cli.main import build_parser
+    from fer_core.config.train import MODEL_NAMES
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"prepare", "demo", "train", "evaluate", "pipeline", "predict", "serve",
+            "audit"} <= set(commands)
+    for name, command in commands.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            what = action.option_strings or action.dest
+            assert action.help and action.help.strip(), (name, what)
+            assert "\n" not in action.help, (name, what)
+    for name in ("train", "pipeline"):
+        model = next(a for a in commands[name]._actions if "--model" in a.option_strings)
+        assert all(m in model.help for m in MODEL_NAMES), model.help

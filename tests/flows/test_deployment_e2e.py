@@ -103,9 +103,10 @@ def test_deployment_run_on_server_and_worker(tmp_path):
 
         artifacts = httpx.post(f"{api}/artifacts/filter", json={}, timeout=30).json()
         keys = {a["key"] for a in artifacts}
-        assert {"table-distribution", "table-split", "table-alignment", "table-augmentation",
-                "prepare-figures", "run-folder", "alignment-progress"} <= keys
-        table = next(a for a in artifacts if a["key"] == "table-split")
+        assert {"table-1-distribution", "table-2-split", "table-3-alignment",
+                "table-4-augmentation-plan", "table-5-augmentation", "figure-2-distribution",
+                "run-folder", "alignment-progress"} <= keys
+        table = next(a for a in artifacts if a["key"] == "table-2-split")
         assert "Happiness" in str(table["data"])
 
         photos = tmp_path / "photos"

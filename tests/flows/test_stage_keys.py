@@ -121,6 +121,19 @@ def test_stage_rows_summarise_mapped_stages():
     ]
 
 
+def test_stages_summary_reads_right_in_every_case():
+    def rows(*statuses):
+        return [{"stage": f"s{i}", "status": st, "runs": 1, "seconds": 0.0}
+                for i, st in enumerate(statuses)]
+
+    assert caching.stages_summary(rows("ran", "ran", "ran")) == "3 stages: all ran"
+    assert caching.stages_summary(rows("cached", "cached")) == "2 stages: all cached"
+    assert caching.stages_summary(rows("ran", "cached", "cached")) == "3 stages: 1 ran, 2 cached"
+    assert caching.stages_summary(rows("ran")) == "1 stage: ran"
+    assert (caching.stages_summary(rows("cached", "ran 1 of 2, cached 1 of 2", "failed"))
+            == "3 stages: 1 cached, 1 partly cached, 1 failed")
+
+
 # --- whole runs -------------------------------------------------------------------------------
 
 
@@ -170,7 +183,7 @@ def test_unchanged_pipeline_rerun_trains_once_even_when_the_sets_are_rewritten(
           "epochs": 1, "batch_size": 16, "device": "cpu", "return_state": True}
     first = stage_table(pipeline(**kw))
     assert first["train"] == "ran" and first["ingest"] == "ran", first
-    assert {"ingest", "duplicates", "split", "resize", "augment", "one-hot-and-save",
+    assert {"ingest", "duplicates", "split", "resize", "augment", "save-sets",
             "train"} <= set(first)
     trained = sealed(out / "store", "train")
     meta = out / "sets" / "meta.json"
@@ -180,7 +193,7 @@ def test_unchanged_pipeline_rerun_trains_once_even_when_the_sets_are_rewritten(
     assert second["train"] == "cached", second
     for stage in ("ingest", "duplicates", "split", "resize", "augment"):
         assert second[stage] == "cached", (stage, second)
-    assert second["one-hot-and-save"] == "ran"  # it publishes into the run every time
+    assert second["save-sets"] == "ran"  # it publishes into the run every time
     assert sealed(out / "store", "train") == trained, "nothing retrained"
     third = stage_table(pipeline(**{**kw, "epochs": 2}))
     assert third["train"] == "ran" and third["ingest"] == "cached", third

@@ -77,3 +77,31 @@ def test_curves_figure_plots_each_history_column_per_epoch():
     assert plotted == [{"train": [1.0, 0.8], "val": [1.1, 0.9]},
                        {"train": [0.3, 0.4], "val": [0.3, 0.35]}, {"val": [0.2, 0.3]}]
     assert all(line.get_xdata().tolist() == [1, 2] for ax in fig.axes for line in ax.get_lines())
+
+
+def test_curves_have_integer_epoch_ticks():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    hist = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_loss": [1.1, 0.9],
+                         "train_acc": [0.3, 0.4], "val_acc": [0.3, 0.35],
+                         "val_macro_f1": [0.2, 0.3]})
+    fig = curves_figure(hist)
+    FigureCanvasAgg(fig).draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+@pytest.mark.parametrize("n", [2, 7, 12])
+def test_a_confusion_matrix_is_square(n):
+    """Square cells, and a figure about as wide as tall (not a tall strip)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rng = np.random.default_rng(n)
+    fig = confusion_figure(rng.integers(0, 9, (n, n)), [f"class {i}" for i in range(n)],
+                           title="t")
+    FigureCanvasAgg(fig).draw()
+    box = fig.axes[0].get_window_extent()
+    assert box.width == pytest.approx(box.height, rel=0.02)
+    w, h = fig.get_size_inches()
+    assert 0.8 <= w / h <= 1.3

@@ -217,3 +217,21 @@ def test_planted_faces_score_as_the_faces_themselves(trained_predictor, fer_test
                                                   wide_spec)[0][None], spec)[0].argmax()
                      for i in sorted(found)])
     assert (wide == own[hit]).mean() < agreement - 0.05
+
+
+def test_the_predict_path_imports_only_what_it_uses():
+    """`fer predict` on a photo pays for torch, OpenCV and MTCNN, as a bare script does, not
+    for scoring's scikit-learn (and its scipy) or the reports' matplotlib, nor Prefect."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, sys\nimport fer_cli.main\n"
+              "from fer_core.infer.batch import predict_paths\n"
+              "from fer_core.infer.predict import predict_config\n"
+              "print(json.dumps(sorted(m for m in ('sklearn', 'scipy', 'matplotlib', 'prefect',"
+              " 'skimage') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == []

@@ -115,3 +115,19 @@ def test_merge_and_table3(detector, face):
     assert not m["aligned"].any(), "merge must not modify its input"
     table = alignment_table(merged, ("a",)).set_index("class")
     assert table.loc["a"].tolist() == [1, 0, 0, 1]
+
+
+def test_freezing_onet_shows_the_user_no_deprecation_warning():
+    """torch 2.14 deprecates torch.jit's trace and freeze; the project's own use of them is
+    silenced exactly (fer_core.prepare.onet), so no FutureWarning reaches a terminal."""
+    import warnings
+
+    from fer_core.prepare import onet
+    from fer_core.prepare.align import AlignConfig, load_detector
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = onet.frozen(load_detector(AlignConfig(device="cpu")))
+    assert net is not None
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], \
+        [str(w.message) for w in caught]

@@ -48,8 +48,8 @@ def test_every_table_and_figure_is_under_its_report_path():
     m, index, plan = prepared(aligned={"b1": True})
     log = []
     files, tables = reports.report_files(m, index, plan, CLASSES, *readers(log))
-    assert tables == ["distribution", "split", "alignment", "augmentation", "sharpness",
-                      "label_conflicts", "split_groups"]
+    assert tables == ["distribution", "split", "alignment", "augmentation_plan", "augmentation",
+                      "sharpness", "label_conflicts", "split_groups"]
     assert set(files) == {*(f"reports/{t}.csv" for t in tables), "reports/fig2_distribution.png",
                           "reports/fig3_preprocessed.png", "reports/fig4_augmented.png",
                           "reports/fig5_augmented_distribution.png", "manifest.parquet"}
@@ -86,3 +86,36 @@ def test_no_stored_image_means_no_example_figures_and_no_reads():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_every_title_lies_inside_its_figure():
+    """Figure 3's title holds a long input path: it is wrapped, never cut off at the edges."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    m, index, plan = prepared(aligned={"b1": True})
+    long = "fer2013/train/angry/" + "Training_1234567890" * 3 + ".jpg"
+    m.loc[m["path"] == "b1", "path"] = long
+    index.loc[index["path"] == "b1", "path"] = long
+    files, _ = reports.report_files(m, index, plan, CLASSES, *readers([]))
+    figs = {k: f for k, f in files.items() if k.endswith(".png")}
+    assert long in figs["reports/fig3_preprocessed.png"]._suptitle.get_text().replace("\n", "")
+    for name, fig in figs.items():
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        box = fig.bbox
+        titles = [fig._suptitle] if fig._suptitle else []
+        titles += [ax.title for ax in fig.axes if ax.title.get_text()]
+        assert titles, name
+        for t in titles:
+            ext = t.get_window_extent(renderer)
+            assert (ext.x0 >= box.x0 and ext.x1 <= box.x1 and ext.y0 >= box.y0
+                    and ext.y1 <= box.y1), (name, t.get_text(), ext, box)
+
+
+def test_every_report_is_named_after_the_paper():
+    for n in (1, 2, 3, 4, 5):
+        assert sum(t.startswith(f"Table {n}: ") for t in reports.TITLES.values()) == 1
+    for n in (2, 3, 4, 5):
+        assert sum(t.startswith(f"Figure {n}: ") for t in reports.TITLES.values()) == 1
+    assert reports.TITLES["distribution"] == ("Table 1: distribution before and after SHA-1 "
+                                              "duplicate removal")
