@@ -39,11 +39,11 @@ def register(sub) -> None:
                        description="Prints RUN_DIR/train/index.csv best first (test accuracy "
                        "when every training has a test split, else validation's) and writes "
                        "RUN_DIR/train/compare.png, the validation curves of every training.")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help="a run folder with trainings in RUN_DIR/train/")
     c.set_defaults(func=cmd_compare, check=lambda a: checks.run_folder(a.run_dir))
     pr = sub.add_parser("promote", help="make a named training the run's model "
                         "(RUN_DIR/model/best.pt and RUN_DIR/reports)")
-    pr.add_argument("run_dir")
+    pr.add_argument("run_dir", help="a run folder with trainings in RUN_DIR/train/")
     pr.add_argument("name", help="a training in RUN_DIR/train/")
     pr.set_defaults(func=cmd_promote, check=lambda a: checks.run_folder(a.run_dir))
     p = sub.add_parser("pipeline", help="prepare, train and evaluate in one flow")
