@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-class UsageError(ValueError):
-    """A bad command: printed as one line, exit status 2."""
+from fer_core import UsageError  # noqa: F401  (a bad command: one line, exit status 2)
 
 
 def data_path(path: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.config.labels import LabelsConfig
 from fer_core.prepare import ingest, subsets
 from fer_core.prepare.align import AlignConfig
@@ -37,8 +37,9 @@ from tasks.save import save_task
 from tasks.subsets import all_test_task
 
 
-class AlignmentIncomplete(RuntimeError):
-    """Some alignment batches failed after their retries; their images are marked."""
+class AlignmentIncomplete(UsageError):
+    """Some alignment batches failed after their retries (named, with their images, which
+    are marked): the user reruns to retry them."""
 
 
 def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None, *,
@@ -86,7 +87,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
 def check_classes(present: tuple[str, ...], known: tuple[str, ...] | None, data: str) -> None:
     unknown = [c for c in present if known is not None and c not in known]
     if unknown:
-        raise ValueError(f"{data}: class(es) {unknown} are not among the model's classes "
+        raise UsageError(f"{data}: class(es) {unknown} are not among the model's classes "
                          f"{list(known)}; rename them with --class-map old=New or leave them "
                          "out with --classes")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.models.reference import resolve_model
 from fer_core.prepare.config import evaluation_config
 from fer_core.train import trainings
@@ -143,5 +143,5 @@ def other_dataset_name(data: str) -> str:
 
 def _check_name(name: str) -> str:
     if not name or name.startswith(".") or "/" in name or "\\" in name:
-        raise ValueError(f"cross-dataset name {name!r}: give a plain name with --name")
+        raise UsageError(f"cross-dataset name {name!r}: give a plain name with --name")
     return name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fer_core.config.base import Config
+from fer_core.config.base import Config, neutral
 
 
 class AlignConfig(Config):
@@ -17,8 +17,8 @@ class AlignConfig(Config):
     # Two batches in flight on one torch thread each: MTCNN's many small operations leave a
     # second intra-op thread mostly waiting. Measured on 2 idle cores, 2,048 FER2013 crops:
     # 251-255 img/s against 220-229 with one batch on two threads.
-    workers: int = 2
-    threads: int = 1
+    workers: int = neutral(2, "alignment batches in flight; each batch's result is its own")
+    threads: int = neutral(1, "torch threads per batch; MTCNN's outputs are bitwise the same")
     # Replicated edges rather than black corners: a classifier should not learn the wedges.
     border: Literal["replicate", "constant", "reflect"] = "replicate"
     # Retries for the images plain MTCNN misses, and the checks on what they find

@@ -22,7 +22,7 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.evaluate.figures import confusion_figure, confusion_frame, curves_figure
 from fer_core.prepare.resize import SCALE
 from fer_core.runtime.device import autocast
@@ -155,7 +155,7 @@ def present_class_metrics(logits: np.ndarray, y_true: np.ndarray,
     model_classes, present = list(model_classes), list(present)
     missing = [c for c in present if c not in model_classes]
     if missing:
-        raise ValueError(f"class(es) {missing} are not among the model's {model_classes}")
+        raise UsageError(f"class(es) {missing} are not among the model's {model_classes}")
     idx = np.array([model_classes.index(c) for c in present], dtype=np.int64)
     logits = np.asarray(logits)
     full = logits.argmax(axis=1)

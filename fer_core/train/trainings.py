@@ -90,13 +90,14 @@ def check_existing(run_dir: str | os.PathLike, name: str, new: dict, replace: bo
 
 def publish(trained: str | os.PathLike, best_pt: str | os.PathLike, run_dir: str | os.PathLike,
             name: str, record: dict) -> Path:
-    """A stored training result into RUN/train/NAME (linked, not copied) with its record."""
+    """A stored training result into RUN/train/NAME (copies, fer_core.store.publish) with its
+    record."""
     out = training_dir(run_dir, name)
     for suffix in (".pt", ".json"):
-        store.publish(Path(best_pt).with_suffix(suffix), out / MODEL / f"best{suffix}")
+        store.publish(Path(best_pt).with_suffix(suffix), out / MODEL / f"best{suffix}", run_dir)
     for report in sorted((Path(trained) / REPORTS).iterdir()):
         if report.is_file():
-            store.publish(report, out / REPORTS / report.name)
+            store.publish(report, out / REPORTS / report.name, run_dir)
     before = store.read_json(out / RECORD) if (out / RECORD).is_file() else {}
     created = before.get("created") if before.get("result") == record.get("result") else None
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -126,7 +127,7 @@ def alias(run_dir: str | os.PathLike, latest: str) -> str:
     for sub in (MODEL, REPORTS):
         for f in sorted((src / sub).iterdir()):
             if f.is_file():
-                store.publish(f, Path(run_dir) / sub / f.name)
+                store.publish(f, Path(run_dir) / sub / f.name, run_dir)
     return name
 
 
