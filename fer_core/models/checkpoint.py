@@ -91,8 +91,8 @@ def safe_load(path: str | os.PathLike) -> dict:
             f"containers, and loading it could run arbitrary code"
             f" ({culprit.group(0) if culprit else type(e).__name__})") from None
     except (RuntimeError, EOFError) as e:  # not a torch file, or a truncated one
-        raise CheckpointError(f"{path}: not a readable torch checkpoint "
-                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({why})") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, got {type(payload).__name__}")
     return payload
