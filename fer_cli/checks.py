@@ -13,6 +13,12 @@ from pathlib import Path
 from fer_core import UsageError  # noqa: F401  (a bad command: one line, exit status 2)
 
 
+def store_folder(path: str) -> None:
+    """A result store: a folder with a ``runs`` record or stage results in it."""
+    if not Path(path).is_dir():
+        raise UsageError(f"{path}: no such store folder")
+
+
 def data_path(path: str) -> None:
     """A data folder (or FER2013 CSV) that exists."""
     p = Path(path)

@@ -15,11 +15,11 @@ import time
 import traceback
 from pathlib import Path
 
-from fer_cli import audit, checks, predict, serve, train
+from fer_cli import audit, checks, predict, serve, store, train
 from fer_core import UsageError
 
 # Modules whose ``register(sub)`` adds their sub-commands (each imports nothing heavy).
-REGISTRARS = (train, predict, serve, audit)
+REGISTRARS = (train, predict, serve, audit, store)
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from fer_core.prepare.config import PrepareConfig, PrepareOptions, build_config
 from fer_core.prepare.split import classes_of
 from fer_core.runtime.device import threads
 from fer_core.store import Ref
+from fer_core.store.gc import records_run
 from tasks.audit import near_duplicates_task, review_task
 from tasks.caching import rerun_table
 from tasks.prepare import (
@@ -42,6 +43,7 @@ class AlignmentIncomplete(UsageError):
     are marked): the user reruns to retry them."""
 
 
+@records_run("prepare")
 def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None, *,
                  retries: int = 2, retry_delay_s: float = 2.0,
                  dask_address: str | None = None,

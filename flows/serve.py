@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from fer_core import UsageError
+from fer_core import MissingInput, UsageError
 from fer_core.infer.predict import predict_config
 from fer_core.models.reference import resolve_model
 from fer_core.serve.app import ServeConfig, serve
@@ -22,7 +22,7 @@ def checkpoint_of(model: str | None, run_dir: str | None) -> str:
         return str(resolve_model(model))
     path = Path(run_dir) / "model" / "best.pt"
     if not path.is_file():
-        raise UsageError(f"no checkpoint at {path}")
+        raise MissingInput(f"no checkpoint at {path}")
     return str(path)
 
 

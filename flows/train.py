@@ -11,6 +11,7 @@ from prefect import flow
 from fer_core import UsageError, store
 from fer_core.models.reference import resolve_model
 from fer_core.prepare.config import evaluation_config
+from fer_core.store.gc import records_run
 from fer_core.train import trainings
 from fer_core.train.loop import TrainConfig
 from flows.prepare import prepare_sets
@@ -37,6 +38,7 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
     return TrainConfig.from_dict(values)
 
 
+@records_run("train", run="run_dir")
 def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None,
                        name: str | None = None, replace: bool = False) -> dict:
     """Train into RUN/train/NAME (default: the model and a short config hash); an existing

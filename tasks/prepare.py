@@ -165,6 +165,9 @@ def _merge_dir(a) -> Path:
 @task(name="merge-alignment", task_run_name="merge-alignment", **task_options(_merge_dir))
 def merge_alignment_task(manifest: Ref, batches: list[Ref], failed: list[dict],
                          store_root: str) -> Ref:
+    for b in batches:  # made in this process or a worker's: this run refers to them
+        store.note_result(b.path)
+
     def make():
         found = [stage_files.read_table(b, stage_files.DETECTIONS) for b in batches]
         return batching.merge_batches(read_manifest(manifest), found, failed)

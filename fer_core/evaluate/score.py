@@ -283,12 +283,11 @@ def write_cross_reports(run_dir: str | os.PathLike, name: str, scores: dict[str,
         refs.update(_write_confusion(out, variant, m, m["true_classes"],
                                      m["predicted_classes"]))
     summary_path = out.parent / "summary.json"
-    summary = store.read_json(summary_path) if summary_path.is_file() else {}
-    summary[name] = {**{k: v for k, v in (extra or {}).items() if k in ("data", "checkpoint")},
-                     "n": head["n"], "classes": present,
-                     "absent_classes": head["absent_classes"],
-                     "reports": str(out.relative_to(Path(run_dir) / REPORTS)),
-                     **{v: {k: m[k] for k in ("accuracy", "macro_f1")}
-                        for v, m in scores.items()}}
-    refs["summary"] = store.write_json(summary_path, summary)
+    line = {**{k: v for k, v in (extra or {}).items() if k in ("data", "checkpoint")},
+            "n": head["n"], "classes": present, "absent_classes": head["absent_classes"],
+            "reports": str(out.relative_to(Path(run_dir) / REPORTS)),
+            **{v: {k: m[k] for k in ("accuracy", "macro_f1")} for v, m in scores.items()}}
+    # Several evaluations of one run may write their lines at once: under its lock.
+    store.update_json(summary_path, lambda summary: summary.update({name: line}))
+    refs["summary"] = store.ref(summary_path)
     return refs

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from fer_core import UsageError, store
+from fer_core import MissingInput, UsageError, store
 from fer_core.config.labels import with_preset
 from fer_core.config.prepare import SECTIONS, PrepareConfig, PrepareOptions
 from fer_core.config.sections import SUBSETS
@@ -47,7 +47,7 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     specs = specs_from(lists, ingest.data_root(data))
     for spec in specs:
         if not Path(spec.list_path).is_file():
-            raise UsageError(f"subset {spec.name}: list file {spec.list_path} not found "
+            raise MissingInput(f"subset {spec.name}: list file {spec.list_path} not found "
                                     "(a relative path is taken relative to the data folder)")
     for name, values in (overrides or {}).items():
         raw.setdefault(name, {}).update(values)
@@ -68,7 +68,7 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     review = raw.get("review") or {}
     if review.get("file"):
         if not Path(review["file"]).is_file():
-            raise UsageError(f"review file {review['file']} not found")
+            raise MissingInput(f"review file {review['file']} not found")
         review["file"] = str(Path(review["file"]).resolve())
     where = str(file or "options")
     return PrepareConfig(**{name: cls.from_values(raw.get(name, {}), f"{where} [{name}]")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_core import UsageError, store
+from fer_core import MissingInput, UsageError, store
 from fer_core.config.ingest import (  # noqa: F401  (its config and presets, re-exported)
     CLASS_MAPS,
     CLASS_SETS,
@@ -54,7 +54,7 @@ def ingest_files(cfg: IngestConfig, *, progress: Callable | None = None,
     its inspection (SHA-1, size, decode check, sharpness) is taken from there."""
     root = Path(cfg.root)
     if not root.exists():
-        raise UsageError(f"{root}: data folder does not exist")
+        raise MissingInput(f"{root}: data folder does not exist")
     csv_path = _csv_source(root)
     files: list[dict] = []
     if cfg.labels is not None:

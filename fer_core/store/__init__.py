@@ -13,5 +13,6 @@ No other fer_core package.
 from fer_core.store.arrays import *  # noqa: F403
 from fer_core.store.files import *  # noqa: F403
 from fer_core.store.images import *  # noqa: F403
+from fer_core.store.locks import *  # noqa: F403
 from fer_core.store.publish import *  # noqa: F403
 from fer_core.store.results import *  # noqa: F403

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core import UsageError
+from fer_core import MissingInput
 from fer_core.store.files import Ref, atomic_path, read_json, ref
 
 __all__ = [
@@ -195,7 +195,7 @@ def load_set(run_dir: str | os.PathLike, split: str) -> SavedSet:
                         distribution=read_array(base / split / dist, mmap=False) if dist
                         else None)
     if split not in subsets:
-        raise UsageError(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])}"
+        raise MissingInput(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])}"
                                 + (f", subsets: {sorted(subsets)}" if subsets else "") + ")")
     sub = subsets[split]
     rows = read_array(base / sub["index"], mmap=False).astype(np.int64)

@@ -24,6 +24,7 @@ __all__ = [
     "result_dir",
     "cached",
     "recording",
+    "note_result",
     "mark_done",
     "run_stage",
     "result_meta",
@@ -169,25 +170,31 @@ def result_meta(result: Ref) -> dict:
 
 # --- which results a run refers to (fer_core.store.gc) ------------------------------------
 
-_recorders: list[set[str]] = []
+_recorders: list = []
 _recorders_lock = threading.Lock()
+
+
+def note_result(out_dir: str | os.PathLike) -> None:
+    """Tell the runs recording (``recording``) that they refer to this result, found by
+    other means (e.g. made by a worker process)."""
+    _note(Path(out_dir))
 
 
 def _note(out_dir: Path) -> None:
     with _recorders_lock:
-        for seen in _recorders:
-            seen.add(str(out_dir.resolve()))
+        recorders = list(_recorders)
+    for record in recorders:
+        record(out_dir.resolve())
 
 
 @contextlib.contextmanager
-def recording():
-    """Collect every result folder found whole or made (in any thread) while the block
-    runs: the set it yields."""
-    seen: set[str] = set()
+def recording(record):
+    """Call ``record(folder)`` for every result folder found whole or made (in any thread)
+    while the block runs."""
     with _recorders_lock:
-        _recorders.append(seen)
+        _recorders.append(record)
     try:
-        yield seen
+        yield
     finally:
         with _recorders_lock:
-            _recorders[:] = [r for r in _recorders if r is not seen]
+            _recorders[:] = [r for r in _recorders if r is not record]
