@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tarfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,28 +28,10 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from bench.measure import CpuWatch, run_cli, write_result  # noqa: E402
+from bench.prepare_fer2013 import extract  # noqa: E402
 from fer_core.datasets.bomb import bomb_png  # noqa: E402
 
 BOMB = "train/happy/bomb.png"
-
-
-def extract(tarball: Path, dest: Path, per_class: int) -> int:
-    """The first ``per_class`` files of each subset/class of the FER2013 tarball."""
-    shutil.rmtree(dest, ignore_errors=True)
-    taken: dict[str, int] = {}
-    with tarfile.open(tarball) as tar:
-        for member in tar:
-            parts = Path(member.name).parts  # fer2013/<subset>/<class>/<file>
-            if not member.isfile() or len(parts) != 4:
-                continue
-            key = f"{parts[1]}/{parts[2]}"
-            if taken.get(key, 0) >= per_class:
-                continue
-            taken[key] = taken.get(key, 0) + 1
-            target = dest / key / parts[3]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(tar.extractfile(member).read())
-    return sum(taken.values())
 
 
 def main() -> None:
@@ -63,8 +44,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=HERE / "results" / "ingest_bomb_memory.json")
     args = ap.parse_args()
 
-    clean, bombed = args.work / "clean", args.work / "bombed"
-    n = extract(args.tarball, clean, args.per_class)
+    clean, bombed = extract(args.tarball, args.work, args.per_class), args.work / "bombed"
+    n = sum(1 for p in clean.rglob("*") if p.is_file())
     shutil.rmtree(bombed, ignore_errors=True)
     shutil.copytree(clean, bombed)
     bomb = bomb_png(args.side, args.side)
