@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.config.train import TrainConfig
 from fer_core.evaluate.score import REPORTS, split_metrics
 
@@ -43,7 +43,7 @@ def default_name(cfg: TrainConfig) -> str:
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ValueError(f"training name {name!r}: use letters, digits, '.', '_', '+', '-' "
+        raise UsageError(f"training name {name!r}: use letters, digits, '.', '_', '+', '-' "
                          "(not starting with '.' or '-')")
     return name
 
@@ -84,7 +84,7 @@ def check_existing(run_dir: str | os.PathLike, name: str, new: dict, replace: bo
         return True
     if replace:
         return False
-    raise ValueError(f"training {name!r} in {Path(run_dir) / TRAIN} was trained differently: "
+    raise UsageError(f"training {name!r} in {Path(run_dir) / TRAIN} was trained differently: "
                      f"{'; '.join(diff)}. Give another --name, or --replace to overwrite it")
 
 
@@ -135,7 +135,7 @@ def promote(run_dir: str | os.PathLike, name: str) -> Path:
     """Make ``name`` what RUN/model/best.pt is, until another is promoted."""
     if not (training_dir(run_dir, name) / RECORD).is_file():
         known = [r["name"] for r in records(run_dir)]
-        raise ValueError(f"no training {name!r} in {Path(run_dir) / TRAIN}; trainings: {known}")
+        raise UsageError(f"no training {name!r} in {Path(run_dir) / TRAIN}; trainings: {known}")
     store.write_json(Path(run_dir) / TRAIN / PROMOTED, {"name": name})
     alias(run_dir, name)
     return Path(run_dir) / MODEL / "best.pt"
