@@ -1,6 +1,7 @@
 """A store you can trust, through whole `fer prepare` runs on real FER2013 JPEGs: an edited
 run is restored, content keys ingest, a copied data folder hits, an upgraded library reruns
-what it computed, gc keeps what existing runs use; bugs are told from usage errors."""
+what it computed (scipy, whose DCT makes the near-duplicates' hashes), gc keeps what
+existing runs use; bugs are told from usage errors."""
 
 from __future__ import annotations
 
@@ -99,13 +100,13 @@ def prepare_runs(prefect_backend, faces, tmp_path):
     return first, edited, copied
 
 
-def test_an_upgraded_imagehash_reruns_near_duplicates(prefect_backend, faces, tmp_path,
+def test_an_upgraded_scipy_reruns_near_duplicates(prefect_backend, faces, tmp_path,
                                                       monkeypatch):
     shared = tmp_path / "store"
     prepare(faces, tmp_path / "run", shared)
     real = metadata.version
     monkeypatch.setattr(metadata, "version",
-                        lambda dist: "99.0" if dist == "ImageHash" else real(dist))
+                        lambda dist: "99.0" if dist == "scipy" else real(dist))
     keys.forget_versions()
     try:
         again = prepare(faces, tmp_path / "run", shared)
