@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fer_core import UsageError  # noqa: F401  (a bad command: one line, exit status 2)
 
-class UsageError(ValueError):
-    """A bad command: printed as one line, exit status 2."""
+
+def store_folder(path: str) -> None:
+    """A result store: a folder with a ``runs`` record or stage results in it."""
+    if not Path(path).is_dir():
+        raise UsageError(f"{path}: no such store folder")
 
 
 def data_path(path: str) -> None:

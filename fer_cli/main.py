@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
-from fer_cli import audit, checks, options, predict, serve, train
+from fer_cli import audit, checks, options, predict, serve, store, train
+from fer_core import UsageError
 
 # Modules whose ``register(sub)`` adds their sub-commands (each imports nothing heavy).
-REGISTRARS = (train, predict, serve, audit)
+REGISTRARS = (train, predict, serve, audit, store)
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
@@ -63,6 +68,8 @@ def labels_options(args) -> dict | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="a bug's traceback on the "
+                        "terminal (anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="sections 4-5: folder of labelled faces -> saved sets")
     _prepare_args(p)
@@ -131,7 +138,7 @@ def subset_options(options: list[str]) -> dict[str, str] | None:
     for option in options:
         name, path = parse_option(option)
         if name in out:
-            raise ValueError(f"--subset {name} is given twice")
+            raise UsageError(f"--subset {name} is given twice")
         out[name] = str(Path(path).resolve()) if Path(path).is_file() else path
     return out or None
 
@@ -154,8 +161,14 @@ def cmd_demo(args) -> int:
 def main(argv: list[str] | None = None, *, guard: bool = False) -> int:
     """Run one ``fer`` command. ``guard``: end, when this process ends (even killed), every
     process it started (fer_cli.guard); the console script sets it, an in-process caller
-    (a test) does not."""
-    args = build_parser().parse_args(argv)
+    (a test) does not.
+
+    What the user can fix (``fer_core.UsageError``, and the checks' missing files) is one
+    line and exit status 2. Anything else is a bug: exit status 1, its message, and its
+    traceback in a log file (on the terminal with ``--debug``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     try:
         check = getattr(args, "check", None)
         if check is not None:
@@ -165,12 +178,26 @@ def main(argv: list[str] | None = None, *, guard: bool = False) -> int:
 
             guard_descendants()
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except UsageError as e:
         print(f"fer {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:  # a flow that ran but did not complete (e.g. AlignmentIncomplete)
-        print(f"fer {args.command}: failed: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - a bug: told apart from a usage error
+        print(f"fer {args.command}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"the traceback is in {bug_log(args.command)} (--debug prints it here)",
+                  file=sys.stderr)
         return 1
+
+
+def bug_log(command: str) -> Path:
+    """The current exception's traceback in a new log file; its path."""
+    folder = Path(tempfile.gettempdir()) / "fer-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{command}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    path.write_text(traceback.format_exc())
+    return path
 
 
 def console() -> int:

@@ -21,3 +21,13 @@ which also fails on any import cycle):
     config, store, runtime -> prepare, models -> datasets, evaluate, audit -> train, infer
     -> serve
 """
+
+
+class UsageError(ValueError):
+    """What the user can fix: a bad data folder, an unknown class, a bad checkpoint or
+    config, a failed alignment batch (named). ``fer`` answers it with one line and exit
+    status 2; any other exception is a bug (exit 1, with its traceback)."""
+
+
+class MissingInput(UsageError, FileNotFoundError):
+    """A file or folder the user named (or one a named run should hold) that is not there."""

@@ -8,13 +8,14 @@ from pathlib import Path
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.config.labels import LabelsConfig
 from fer_core.prepare import ingest, subsets
 from fer_core.prepare.align import AlignConfig
 from fer_core.prepare.config import PrepareConfig, PrepareOptions, build_config
 from fer_core.prepare.split import classes_of
 from fer_core.runtime.device import threads
+from fer_core.store.gc import records_run
 from tasks.audit import near_duplicates_task, review_task
 from tasks.caching import rerun_table
 from tasks.prepare import (
@@ -36,10 +37,12 @@ from tasks.save import save_task
 from tasks.subsets import all_test_task
 
 
-class AlignmentIncomplete(RuntimeError):
-    """Some alignment batches failed after their retries; their images are marked."""
+class AlignmentIncomplete(UsageError):
+    """Some alignment batches failed after their retries (named, with their images, which
+    are marked): the user reruns to retry them."""
 
 
+@records_run("prepare")
 def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None, *,
                  retries: int = 2, retry_delay_s: float = 2.0,
                  dask_address: str | None = None,
@@ -88,7 +91,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
 def check_classes(present: tuple[str, ...], known: tuple[str, ...] | None, data: str) -> None:
     unknown = [c for c in present if known is not None and c not in known]
     if unknown:
-        raise ValueError(f"{data}: class(es) {unknown} are not among the model's classes "
+        raise UsageError(f"{data}: class(es) {unknown} are not among the model's classes "
                          f"{list(known)}; rename them with --class-map old=New or leave them "
                          "out with --classes")
 

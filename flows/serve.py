@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from fer_core import MissingInput, UsageError
 from fer_core.infer.predict import predict_config
 from fer_core.models.reference import resolve_model
 from fer_core.serve.app import ServeConfig, serve
@@ -15,13 +16,13 @@ from fer_core.serve.app import ServeConfig, serve
 
 def checkpoint_of(model: str | None, run_dir: str | None) -> str:
     if (model is None) == (run_dir is None):
-        raise ValueError("give exactly one of model (a checkpoint) and run_dir (a run folder "
+        raise UsageError("give exactly one of model (a checkpoint) and run_dir (a run folder "
                          "that fer train or the pipeline wrote)")
     if model is not None:  # a shipped model's name, a checkpoint, RUN/train/NAME, RUN
         return str(resolve_model(model))
     path = Path(run_dir) / "model" / "best.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingInput(f"no checkpoint at {path}")
     return str(path)
 
 

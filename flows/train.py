@@ -8,9 +8,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.models.reference import resolve_model
 from fer_core.prepare.config import evaluation_config
+from fer_core.store.gc import records_run
 from fer_core.train import trainings
 from fer_core.train.loop import TrainConfig
 from flows.prepare import prepare_sets
@@ -37,6 +38,7 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
     return TrainConfig.from_dict(values)
 
 
+@records_run("train", run="run_dir")
 def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None,
                        name: str | None = None, replace: bool = False,
                        sets: dict | None = None) -> dict:
@@ -147,5 +149,5 @@ def other_dataset_name(data: str) -> str:
 
 def _check_name(name: str) -> str:
     if not name or name.startswith(".") or "/" in name or "\\" in name:
-        raise ValueError(f"cross-dataset name {name!r}: give a plain name with --name")
+        raise UsageError(f"cross-dataset name {name!r}: give a plain name with --name")
     return name

@@ -28,16 +28,20 @@ from fer_core.prepare import (
 from fer_core.prepare import batches as batching
 from fer_core.runtime.progress import bar
 from fer_core.store import Ref, stage_files
+from fer_core.store.keys import content_fingerprint
 from fer_core.store.stage_files import IMAGES, read_manifest
 from tasks.caching import result_dir, task_options
 
 
 def _ingest_dir(a) -> Path:
-    # What ingest reads is the data folder: its files' paths, sizes and mtimes key it.
-    fingerprint = store.folder_fingerprint(a["cfg"].root)
+    # What ingest reads is its files' content: their SHA-1s and paths in the data folder,
+    # not where the folder is (cfg.root is left out of keys), so a moved, re-extracted or
+    # mounted copy hits. Their stat (ctime included) only decides which are read again.
+    content = content_fingerprint(a["cfg"].root, stage_files.sha1_memo(a["store_root"]),
+                                  algorithm="sha1")
     # A labels file counts by its content (its options are in the config).
     labels = a["cfg"].labels
-    inputs = [fingerprint, *([f"labels:{store.file_sha256(labels.file)}"] if labels else [])]
+    inputs = [content, *([f"labels:{store.file_sha256(labels.file)}"] if labels else [])]
     return result_dir(a["store_root"], "ingest", inputs, a["cfg"], [ingest, stage_files])
 
 
@@ -164,7 +168,8 @@ def _merge_dir(a) -> Path:
 def merge_alignment_task(manifest: Ref, batches: list[dict], failed: list[dict],
                          cfg: align.AlignConfig, store_root: str) -> Ref:
     """The align sub-flow's batch results, read through the store (a batch's result is
-    where its key says), merged into the manifest; the failed batches' images marked."""
+    where its key says), merged into the manifest; the failed batches' images marked.
+    Reading them through ``store.cached`` also records them as this run's (for gc)."""
     def make():
         gone = {f["index"] for f in failed}
         found = sealed_align_batches(batches, cfg, store_root)

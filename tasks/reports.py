@@ -29,7 +29,7 @@ def reports_task(manifest: Ref, resized: Ref, augmented: Ref, classes: tuple[str
                  root: str, out_dir: str, near: Ref | None = None,
                  store_root: str | None = None) -> dict[str, str]:
     """The reports are a stage result like the others (keyed on what they are made of),
-    published into RUN_DIR/reports (and RUN_DIR/manifest.parquet) without a copy on every
+    published into RUN_DIR/reports (and RUN_DIR/manifest.parquet) as copies on every
     run: an unchanged rerun draws no figure again."""
     def make(out: Path) -> dict:
         m = stage_files.read_manifest(manifest)

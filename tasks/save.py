@@ -3,9 +3,10 @@
 The saved sets are a stage result like the others: sealed in the store under a key made of
 the content they are made from (the resized and augmented results, the manifest, the
 classes, and each subset's list file by its bytes), then published into RUN_DIR/sets
-without a copy. A rerun with nothing changed rewrites nothing; an edited list file redoes
-this stage alone. The Prefect task itself is never skipped as cached: publishing into the
-run folder (which may be new, or share its store with other runs) must happen every time.
+as copies (fer_core.store.publish). A rerun with nothing changed rewrites nothing; an
+edited list file redoes this stage alone. The Prefect task itself is never skipped as
+cached: publishing into the run folder (which may be new, or share its store with other
+runs) must happen every time; a file unchanged since it was published is left alone.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
                                  classes, stage_files.resized_shape(resized), lists, frame)
         # In chunks: a split's images never sit in memory whole (prepare's memory must not
         # grow with the data). The training array stays where augment sealed it
-        # (RUN_DIR/sets links to it): not copied, nor hashed a second time here.
+        # (RUN_DIR/sets gets a copy of it): not copied here, nor hashed a second time.
         for rel, positions in saved.images.items():
             stage_files.copy_resized(resized, index, positions, out / rel)
         stage_files.write_files(out, saved.files)
@@ -63,7 +64,8 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
 
     saved, _ = store.run_stage(_save_dir(locals()), make)
     base = store.sets_dir(out_dir)
-    store.publish(Path(augmented.path) / stage_files.IMAGES, base / "train" / stage_files.IMAGES)
-    stage_files.publish_result(saved, base)
+    store.publish(Path(augmented.path) / stage_files.IMAGES, base / "train" / stage_files.IMAGES,
+                  out_dir)
+    stage_files.publish_result(saved, base, out_dir)
     done = store.result_meta(saved)
     return {**done["counts"], **done["subsets"]}

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core import UsageError
 from fer_core.config.audit import AuditConfig
 
 ISSUE_COLUMNS = ["path", "split", "given_label", "suggested_label", "self_confidence",
@@ -195,7 +196,7 @@ def load_config(file: str | None = None, **overrides) -> AuditConfig:
     known = set(AuditConfig.model_fields)
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"{file or 'options'}: unknown audit key(s) {unknown}; known: "
+        raise UsageError(f"{file or 'options'}: unknown audit key(s) {unknown}; known: "
                          f"{sorted(known)}")
     if isinstance(raw.get("splits"), list | str):
         raw["splits"] = tuple([raw["splits"]] if isinstance(raw["splits"], str)

@@ -9,6 +9,6 @@ config file against these models before torch or Prefect is imported, and the fl
 them as typed parameters. This ``__init__`` imports nothing, so that a stage's cache key
 covers only the config modules that stage imports.
 
-May import: pydantic, the standard library (PyYAML lazily, to read a config file).
-No other fer_core package.
+May import: pydantic, the standard library (PyYAML lazily, to read a config file),
+``fer_core.UsageError``. No other fer_core package.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fer_core.config.base import Config
+from fer_core.config.base import Config, neutral
 
 
 class AlignConfig(Config):
@@ -17,7 +17,8 @@ class AlignConfig(Config):
     # Two batches in flight on one torch thread each: MTCNN's many small operations leave a
     # second intra-op thread mostly waiting. Measured on 2 idle cores, 2,048 FER2013 crops:
     # 251-255 img/s against 220-229 with one batch on two threads.
-    workers: int = 2
+    workers: int = neutral(2, "alignment batches in flight; each batch's result is its own")
+    # In keys: two threads move MTCNN's landmarks by ~1e-6 (tests/flows/test_neutral_settings).
     threads: int = 1
     # Replicated edges rather than black corners: a classifier should not learn the wedges.
     border: Literal["replicate", "constant", "reflect"] = "replicate"

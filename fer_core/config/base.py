@@ -6,7 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fer_core import UsageError
+
+# The json_schema_extra key that marks a field no stage result depends on; the result
+# store's keys leave such fields out (fer_core.store.keys.RESULT_NEUTRAL, equal by a test).
+RESULT_NEUTRAL = "result_neutral"
+
+
+def neutral(default: Any, why: str) -> Any:
+    """A field that shapes no result (how many threads do the same work, where the data
+    lies when its content keys the stage): left out of every cache key, so changing it
+    reruns nothing. Only for a field a test shows bitwise-equal outputs with it changed
+    (tests/flows/test_neutral_settings.py)."""
+    return Field(default, json_schema_extra={RESULT_NEUTRAL: True}, description=why)
 
 
 class Config(BaseModel):
@@ -25,15 +39,15 @@ class Config(BaseModel):
         """The model of ``values``; an unknown key or a bad value is a ValueError of one
         line that names ``where`` (e.g. ``prep.yaml [align]``), the key and the known keys."""
         if not isinstance(values, Mapping):
-            raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}")
+            raise UsageError(f"{where}: expected a mapping, got {type(values).__name__}")
         known = sorted(cls.model_fields)
         unknown = sorted(str(k) for k in set(values) - set(known))
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {unknown}; known: {known}")
+            raise UsageError(f"{where}: unknown key(s) {unknown}; known: {known}")
         try:
             return cls.model_validate(dict(values))
         except ValidationError as e:
-            raise ValueError(f"{where}: {one_line(e)}") from None
+            raise UsageError(f"{where}: {one_line(e)}") from None
 
 
 def one_line(error: ValidationError) -> str:

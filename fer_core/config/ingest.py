@@ -6,11 +6,16 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import Field, field_validator
 
-from fer_core.config.base import Config
+from fer_core import UsageError
+from fer_core.config.base import Config, neutral
 from fer_core.config.labels import LabelsConfig
 
 # fer_core.store.IMAGE_SUFFIXES (tests/fer_core/config checks that they agree).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# One pixel limit, read from a file's header before a pixel is decoded
+# (fer_core.store.header): ingest's and prediction's. A 390 KB PNG can hold 400 megapixels.
+MAX_PIXELS = 100_000_000
 
 # The paper's six basic expressions (Ekman), in its names.
 PAPER_CLASSES = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
@@ -31,7 +36,7 @@ def resolve_class_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
         return dict(CLASS_MAPS[spec])
     pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
     if not all(len(p) == 2 for p in pairs):
-        raise ValueError(f"class map {spec!r}: expected a preset {sorted(CLASS_MAPS)} or a=B,c=D")
+        raise UsageError(f"class map {spec!r}: expected a preset {sorted(CLASS_MAPS)} or a=B,c=D")
     return {a.strip(): b.strip() for a, b in pairs}
 
 
@@ -44,14 +49,16 @@ def resolve_classes(spec: str | Iterable[str] | None) -> tuple[str, ...] | None:
 
 
 class IngestConfig(Config):
-    root: str
+    # Where the data lies: ingest is keyed on its files' content and relative paths.
+    root: str = neutral(..., "the data folder; its content, not its path, keys ingest")
     # A preset name, a=B,c=D pairs or a mapping (resolve_class_map) is read as the mapping.
     class_map: Mapping[str, str] = Field(default_factory=dict)
     # After mapping; None keeps every class. ``paper``, a,b,c or ``all`` is read as such.
     classes: tuple[str, ...] | None = None
     min_size: int = 16
+    max_pixels: int = MAX_PIXELS  # a file past it is rejected, with its size, undecoded
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
-    workers: int = 2
+    workers: int = neutral(2, "threads reading files; each file's inspection is its own")
     # A labels file as the dataset (fer_core.prepare.labels): a path, or its options.
     labels: LabelsConfig | None = None
 

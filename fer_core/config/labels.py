@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from fer_core import UsageError
 from fer_core.config.base import Config
 
 FERPLUS_CLASSES = {"neutral": "Neutral", "happiness": "Happiness", "surprise": "Surprise",
@@ -30,7 +31,7 @@ def pairs(spec: str | Mapping | None, what: str) -> dict[str, str]:
         return {str(k): str(v) for k, v in spec.items()}
     items = [p.split("=", 1) for p in str(spec).split(",") if p.strip()]
     if not all(len(p) == 2 for p in items):
-        raise ValueError(f"{what} {spec!r}: expected a=B,c=D pairs")
+        raise UsageError(f"{what} {spec!r}: expected a=B,c=D pairs")
     return {a.strip(): b.strip() for a, b in items}
 
 
@@ -88,7 +89,7 @@ class LabelsConfig(Config):
     def _splits(cls, value):
         bad = sorted(v for v in value.values() if v not in ("train", "val", "test"))
         if bad:
-            raise ValueError(f"split_map values must be train, val or test, got {bad}")
+            raise UsageError(f"split_map values must be train, val or test, got {bad}")
         return value
 
 
@@ -103,7 +104,7 @@ def with_preset(ingest: Mapping) -> dict:
         return out
     name = labels["preset"]
     if name not in PRESETS:
-        raise ValueError(f"unknown labels preset {name!r}; known: {sorted(PRESETS)}")
+        raise UsageError(f"unknown labels preset {name!r}; known: {sorted(PRESETS)}")
     preset = dict(PRESETS[name])
     if not out.get("class_map"):
         out["class_map"] = preset["class_map"]

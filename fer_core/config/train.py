@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import get_args
 
+from fer_core import UsageError
 from fer_core.config.base import Config
 
 # The names of fer_core.models.registry.REGISTRY, in its order.
@@ -67,7 +68,7 @@ class TrainConfig(Config):
         known = cls.model_fields
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: "
+            raise UsageError(f"unknown TrainConfig keys {unknown}; known keys: "
                              f"{', '.join(known)}")
         cfg = cls(**{k: _coerce(k, known[k].annotation, v) for k, v in values.items()})
         validate(cfg)
@@ -80,11 +81,11 @@ class TrainConfig(Config):
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of TrainConfig keys")
+            raise UsageError(f"{path}: expected a mapping of TrainConfig keys")
         try:
             return cls.from_dict(values)
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise UsageError(f"{path}: {e}") from None
 
 
 def _coerce(name: str, hint: object, value: object) -> object:
@@ -102,14 +103,14 @@ def _coerce(name: str, hint: object, value: object) -> object:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not ok:
-        raise ValueError(f"TrainConfig.{name}: expected {kind.__name__}, got {value!r}")
+        raise UsageError(f"TrainConfig.{name}: expected {kind.__name__}, got {value!r}")
     return value
 
 
 def validate(cfg: TrainConfig) -> None:
     """Raise one ValueError naming every bad field."""
     if cfg.model not in MODEL_NAMES:  # as fer_core.models.registry.model_spec says it
-        raise ValueError(f"unknown model {cfg.model!r}; known models: {', '.join(MODEL_NAMES)}")
+        raise UsageError(f"unknown model {cfg.model!r}; known models: {', '.join(MODEL_NAMES)}")
     checks = {
         "optimizer": cfg.optimizer in OPTIMIZERS, "schedule": cfg.schedule in SCHEDULES,
         "device": cfg.device in DEVICES, "epochs": cfg.epochs >= 1,
@@ -125,5 +126,5 @@ def validate(cfg: TrainConfig) -> None:
     }
     bad = [f"{k}={getattr(cfg, k)!r}" for k, ok in checks.items() if not ok]
     if bad:
-        raise ValueError(f"invalid TrainConfig values: {', '.join(bad)} (choices: optimizer "
+        raise UsageError(f"invalid TrainConfig values: {', '.join(bad)} (choices: optimizer "
                          f"{OPTIMIZERS}, schedule {SCHEDULES}, device {DEVICES})")

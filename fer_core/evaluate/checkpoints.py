@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.evaluate import score
 from fer_core.models import checkpoint
 from fer_core.models.spec import face_spec
@@ -35,7 +35,7 @@ def run_sets(run_dir: str | os.PathLike, classes: Sequence[str],
         if len(saved.labels) == 0:
             continue
         if tuple(saved.classes) != tuple(classes):
-            raise ValueError(f"{run_dir}: classes {saved.classes} differ from the model's "
+            raise UsageError(f"{run_dir}: classes {saved.classes} differ from the model's "
                              f"{list(classes)}; prepare it with the model's classes")
         sets[split] = saved
     return sets

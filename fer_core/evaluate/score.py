@@ -22,7 +22,7 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.evaluate.figures import confusion_figure, confusion_frame, curves_figure
 from fer_core.evaluate.logits import predict_logits, predict_proba, to_input  # noqa: F401
 
@@ -105,7 +105,7 @@ def present_class_metrics(logits: np.ndarray, y_true: np.ndarray,
     model_classes, present = list(model_classes), list(present)
     missing = [c for c in present if c not in model_classes]
     if missing:
-        raise ValueError(f"class(es) {missing} are not among the model's {model_classes}")
+        raise UsageError(f"class(es) {missing} are not among the model's {model_classes}")
     idx = np.array([model_classes.index(c) for c in present], dtype=np.int64)
     logits = np.asarray(logits)
     full = logits.argmax(axis=1)
@@ -233,12 +233,11 @@ def write_cross_reports(run_dir: str | os.PathLike, name: str, scores: dict[str,
         refs.update(_write_confusion(out, variant, m, m["true_classes"],
                                      m["predicted_classes"]))
     summary_path = out.parent / "summary.json"
-    summary = store.read_json(summary_path) if summary_path.is_file() else {}
-    summary[name] = {**{k: v for k, v in (extra or {}).items() if k in ("data", "checkpoint")},
-                     "n": head["n"], "classes": present,
-                     "absent_classes": head["absent_classes"],
-                     "reports": str(out.relative_to(Path(run_dir) / REPORTS)),
-                     **{v: {k: m[k] for k in ("accuracy", "macro_f1")}
-                        for v, m in scores.items()}}
-    refs["summary"] = store.write_json(summary_path, summary)
+    line = {**{k: v for k, v in (extra or {}).items() if k in ("data", "checkpoint")},
+            "n": head["n"], "classes": present, "absent_classes": head["absent_classes"],
+            "reports": str(out.relative_to(Path(run_dir) / REPORTS)),
+            **{v: {k: m[k] for k in ("accuracy", "macro_f1")} for v, m in scores.items()}}
+    # Several evaluations of one run may write their lines at once: under its lock.
+    store.update_json(summary_path, lambda summary: summary.update({name: line}))
+    refs["summary"] = store.ref(summary_path)
     return refs

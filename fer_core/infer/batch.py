@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from fer_core import store
+from fer_core import MissingInput, store
 from fer_core.infer import video
 from fer_core.infer.predict import PredictConfig, load_predictor
 
@@ -18,7 +18,7 @@ from fer_core.infer.predict import PredictConfig, load_predictor
 def list_files(inputs: Sequence[str]) -> list[str]:
     files = store.list_inputs(inputs)
     if not files:
-        raise FileNotFoundError(f"no images or videos found in {list(inputs)}")
+        raise MissingInput(f"no images or videos found in {list(inputs)}")
     return files
 
 

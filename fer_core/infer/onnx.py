@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.infer.faces import Faces, photo_inputs
 from fer_core.models.export import INPUT, OUTPUT, meta_path
 from fer_core.models.spec import FaceSpec, face_spec
@@ -73,7 +73,7 @@ class OnnxPredictor:
         """Every face of each RGB photo (MTCNN ``detector``) and its probabilities (N, C),
         faces in image order then largest first, through the export's face spec."""
         if self.spec is None:
-            raise ValueError("this ONNX file has no metadata beside it (<file>.json): its "
+            raise UsageError("this ONNX file has no metadata beside it (<file>.json): its "
                              "face spec, hence how to cut faces from a photo, is unknown")
         faces, inputs, _ = photo_inputs(images, detector, self.spec, batch_size=batch_size,
                                         max_side=max_side, workers=workers)

@@ -13,6 +13,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from fer_core import UsageError
+from fer_core.config.ingest import MAX_PIXELS
 from fer_core.infer.faces import Faces, face_proba, photo_inputs
 from fer_core.models import checkpoint
 from fer_core.models.spec import FaceSpec, face_spec
@@ -47,7 +49,7 @@ class PredictConfig:
     # past max_pixels is refused (a 390 KB PNG can hold 400 megapixels); one past
     # reduce_above is decoded at 1/2, 1/4 or 1/8 of its size, which still leaves a face of
     # 40 px in a 12-megapixel frame at 20 px or more.
-    max_pixels: int = 100_000_000
+    max_pixels: int = MAX_PIXELS  # ingest's limit too (ingest.max_pixels)
     reduce_above: int = 24_000_000
     detect_batch_size: int = 32  # images per MTCNN call (equal sizes only)
     # MTCNN is many small tensor operations: one torch thread per worker avoids OpenMP's
@@ -76,7 +78,7 @@ def predict_config(**options) -> PredictConfig:
     small = [k for k in ("every", "batch_size", "files_per_batch", "detect_workers")
              if given.get(k, 1) < 1]
     if small or given.get("torch_threads", 0) < 0:
-        raise ValueError("every, batch_size, files_per_batch and detect_workers must be at "
+        raise UsageError("every, batch_size, files_per_batch and detect_workers must be at "
                          f"least 1, threads at least 0 (got {given})")
     return PredictConfig(**given)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.models.registry import create_model, model_spec
 from fer_core.models.spec import trained_spec
 
@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 PACKAGE = "fer-pipeline"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
     """A checkpoint that cannot be used: refused content, or metadata that does not fit."""
 
 
@@ -90,6 +90,9 @@ def safe_load(path: str | os.PathLike) -> dict:
             f"{path}: refused: the file holds pickled objects other than tensors and plain "
             f"containers, and loading it could run arbitrary code"
             f" ({culprit.group(0) if culprit else type(e).__name__})") from None
+    except (RuntimeError, EOFError) as e:  # not a torch file, or a truncated one
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({why})") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, got {type(payload).__name__}")
     return payload
@@ -146,7 +149,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict, meta: dict) -> store
     The JSON is written first: a ``.pt`` that exists always has its metadata.
     """
     if "model" not in payload:
-        raise ValueError("a checkpoint payload needs a 'model' state_dict")
+        raise UsageError("a checkpoint payload needs a 'model' state_dict")
     store.write_json(meta_path(path), meta)
     return save_pt(path, payload)
 
@@ -195,6 +198,6 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k not in skipped]
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the model: missing {missing[:5]}, "
+        raise UsageError(f"{path}: weights do not fit the model: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     return skipped

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.models import checkpoint
 from fer_core.models.registry import to_grey
 from fer_core.models.spec import face_spec
@@ -92,14 +92,14 @@ def example_input(input_size: int, cfg: ExportConfig) -> torch.Tensor:
 def to_onnx(model: nn.Module, input_size: int, cfg: ExportConfig) -> bytes:
     """The ONNX bytes of ``model`` with a dynamic batch axis."""
     if cfg.opset < 17:
-        raise ValueError(f"opset {cfg.opset}: 17 or newer is needed")
+        raise UsageError(f"opset {cfg.opset}: 17 or newer is needed")
     x = example_input(input_size, cfg)
     model = model.cpu().eval()
     if cfg.dynamo:
         try:
             import onnxscript  # noqa: F401
         except ImportError:
-            raise ValueError("the dynamo ONNX exporter needs onnxscript: "
+            raise UsageError("the dynamo ONNX exporter needs onnxscript: "
                              "pip install onnxscript (or export without --dynamo)") from None
         program = torch.onnx.export(model, (x,), dynamo=True, opset_version=cfg.opset,
                                     input_names=[INPUT], output_names=[OUTPUT],
@@ -130,7 +130,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, out: str | os.PathLike
                       cfg: ExportConfig) -> dict:
     """Export a saved checkpoint to ``out`` (and ``out.json``); returns that metadata."""
     if cfg.format not in FORMATS:
-        raise ValueError(f"unknown format {cfg.format!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown format {cfg.format!r}; choose one of {', '.join(FORMATS)}")
     model, meta = checkpoint.load_model(checkpoint_path)
     spec = face_spec(meta)
     size = spec.input_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fer_core import MissingInput
 from fer_core.models.weights import DEFAULT_CHECKPOINT, WEIGHTS_DIR
 
 # Shipped models by name; each checkpoint's file stem names it too.
@@ -34,9 +35,9 @@ def resolve_model(ref: str | os.PathLike) -> Path:
         for candidate in (path / "model" / "best.pt", path / "best.pt"):
             if candidate.is_file():
                 return candidate
-        raise FileNotFoundError(
+        raise MissingInput(
             f"{path}: a folder without a model (looked for model/best.pt and best.pt); "
             "give a checkpoint, a training folder RUN/train/NAME or a run folder that "
             "`fer train` wrote into")
-    raise FileNotFoundError(f"model {text!r}: no such file or folder, and not a shipped model "
+    raise MissingInput(f"model {text!r}: no such file or folder, and not a shipped model "
                             f"({', '.join(shipped_names())})")

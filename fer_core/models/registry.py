@@ -19,6 +19,8 @@ from torch import nn
 from torchvision.models import resnet18, resnet50
 from torchvision.models.vision_transformer import VisionTransformer
 
+from fer_core import UsageError
+
 # FER2013 pixel statistics on [0, 1] (grey faces copied into three channels); the models
 # train from scratch, so dataset statistics suit them better than ImageNet's.
 FER_MEAN = (0.508, 0.508, 0.508)
@@ -163,7 +165,7 @@ def model_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}") from None
+        raise UsageError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}") from None
 
 
 def create_model(name: str, *, num_classes: int, grayscale: bool = False) -> nn.Module:
@@ -175,7 +177,7 @@ def create_model(name: str, *, num_classes: int, grayscale: bool = False) -> nn.
     """
     spec = model_spec(name)
     if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        raise UsageError(f"num_classes must be at least 2, got {num_classes}")
     model = Normalized(spec.build(num_classes), spec.mean, spec.std, work_size=spec.work_size,
                        grayscale=grayscale)
     return model

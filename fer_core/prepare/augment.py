@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from skimage.util import random_noise
 
+from fer_core import UsageError
 from fer_core.config.augment import NOISES, AugmentConfig  # noqa: F401  (re-exported)
 from fer_core.prepare.distribution import with_total
 
@@ -54,10 +55,10 @@ def resolve_plan(cfg: AugmentConfig, counts: Mapping[str, int]) -> dict[str, Cla
     elif name in ("balance", "auto"):
         plan = balance_plan(counts, cfg)
     else:
-        raise ValueError(f"unknown augmentation plan {name!r}; known: {', '.join(PLAN_NAMES)}")
+        raise UsageError(f"unknown augmentation plan {name!r}; known: {', '.join(PLAN_NAMES)}")
     missing = sorted(set(counts) - set(plan))
     if missing:
-        raise ValueError(f"augmentation plan has no entry for classes {missing} "
+        raise UsageError(f"augmentation plan has no entry for classes {missing} "
                          f"(it covers {sorted(plan)}); use --augment balance for other classes")
     return {c: plan[c] for c in counts}
 
@@ -101,7 +102,7 @@ def _class_rows(idx: np.ndarray, plan: ClassPlan, noises, rng, cls: str) -> pd.D
     sources, kinds = [idx], [noise]
     if plan.mode == "replace":
         if per_noise * len(noises) > n:
-            raise ValueError(f"{cls}: replacing {plan.fraction:.0%} per noise for "
+            raise UsageError(f"{cls}: replacing {plan.fraction:.0%} per noise for "
                              f"{len(noises)} noises needs more than its {n} images")
         chosen = rng.permutation(n)[: per_noise * len(noises)]
         for j, kind in enumerate(noises):
@@ -111,7 +112,7 @@ def _class_rows(idx: np.ndarray, plan: ClassPlan, noises, rng, cls: str) -> pd.D
             sources.append(idx[_draw(rng, n, per_noise)])
             kinds.append(np.array([kind] * per_noise, dtype=object))
     else:
-        raise ValueError(f"{cls}: unknown augmentation mode {plan.mode!r} (add or replace)")
+        raise UsageError(f"{cls}: unknown augmentation mode {plan.mode!r} (add or replace)")
     return pd.DataFrame({"source": np.concatenate(sources).astype(np.int64),
                          "noise": np.concatenate(kinds).astype(str), "class": cls})
 

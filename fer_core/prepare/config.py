@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from fer_core import store
+from fer_core import MissingInput, UsageError, store
 from fer_core.config.labels import with_preset
 from fer_core.config.prepare import SECTIONS, PrepareConfig, PrepareOptions
 from fer_core.config.sections import SUBSETS
@@ -41,13 +41,13 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     raw = {k: dict(v or {}) for k, v in (store.read_yaml(file) or {} if file else {}).items()}
     unknown = sorted(set(raw) - set(SECTIONS) - {SUBSETS})
     if unknown:
-        raise ValueError(f"{file}: unknown section(s) {unknown}; known: "
+        raise UsageError(f"{file}: unknown section(s) {unknown}; known: "
                          f"{sorted([*SECTIONS, SUBSETS])}")
     lists = {**{str(k): str(v) for k, v in raw.pop(SUBSETS, {}).items()}, **(subsets or {})}
     specs = specs_from(lists, ingest.data_root(data))
     for spec in specs:
         if not Path(spec.list_path).is_file():
-            raise FileNotFoundError(f"subset {spec.name}: list file {spec.list_path} not found "
+            raise MissingInput(f"subset {spec.name}: list file {spec.list_path} not found "
                                     "(a relative path is taken relative to the data folder)")
     for name, values in (overrides or {}).items():
         raw.setdefault(name, {}).update(values)
@@ -68,7 +68,7 @@ def build_config(data: str, *, file: str | Path | None = None, classes=None, cla
     review = raw.get("review") or {}
     if review.get("file"):
         if not Path(review["file"]).is_file():
-            raise FileNotFoundError(f"review file {review['file']} not found")
+            raise MissingInput(f"review file {review['file']} not found")
         review["file"] = str(Path(review["file"]).resolve())
     where = str(file or "options")
     return PrepareConfig(**{name: cls.from_values(raw.get(name, {}), f"{where} [{name}]")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fer_core import UsageError
 from fer_core.config.align import AlignConfig
 from fer_core.prepare import onet
 
@@ -51,7 +52,7 @@ def detect_passes(images: list[np.ndarray], detector, cfg: AlignConfig
     """The face of each image, the pass that found it, and why not where none was trusted."""
     unknown = [p for p in cfg.passes if p not in PASSES]
     if unknown:
-        raise ValueError(f"unknown detection pass(es) {unknown}; known: {list(PASSES)}")
+        raise UsageError(f"unknown detection pass(es) {unknown}; known: {list(PASSES)}")
     found: list[Found | None] = [None] * len(images)
     by = [""] * len(images)
     why = ["no face found"] * len(images)

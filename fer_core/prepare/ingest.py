@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_core import store
+from fer_core import MissingInput, UsageError, store
 from fer_core.config.ingest import (  # noqa: F401  (its config and presets, re-exported)
     CLASS_MAPS,
     CLASS_SETS,
@@ -54,7 +54,7 @@ def ingest_files(cfg: IngestConfig, *, progress: Callable | None = None,
     its inspection (SHA-1, size, decode check, sharpness) is taken from there."""
     root = Path(cfg.root)
     if not root.exists():
-        raise FileNotFoundError(f"{root}: data folder does not exist")
+        raise MissingInput(f"{root}: data folder does not exist")
     csv_path = _csv_source(root)
     files: list[dict] = []
     if cfg.labels is not None:
@@ -64,7 +64,7 @@ def ingest_files(cfg: IngestConfig, *, progress: Callable | None = None,
     else:
         rows = _folder_rows(root, cfg, progress, _known(previous), files)
     if not rows:
-        raise ValueError(f"{root}: no class folders or files found")
+        raise UsageError(f"{root}: no class folders or files found")
     df = new_rows(rows)
     table = pd.DataFrame(files, columns=list(FILE_COLUMNS)).sort_values("path", kind="stable")
     return (df.sort_values("path", kind="stable").reset_index(drop=True),
@@ -195,7 +195,7 @@ def _inspect_all(root: Path, todo: list[dict], cfg: IngestConfig, progress,
 def _inspect(full: Path, rel: str, cfg: IngestConfig) -> dict:
     try:
         data = store.read_file_bytes(full)
-        img = store.decode_image(data, rel, ext=full.suffix)
+        img = store.decode_image(data, rel, ext=full.suffix, max_pixels=cfg.max_pixels)
         box = store.split_box(rel)[1]
         if box is not None:  # a face box: its crop is the image (its bytes key the box too)
             img, data = store.crop_box(img, box, rel), data + rel.encode()
@@ -272,8 +272,10 @@ def data_root(path: str | os.PathLike) -> str:
 
 def reuse_key(cfg: IngestConfig) -> str:
     """What an earlier ingest's per-file inspections (its files table) are valid for: the
-    same folder, the same ingest code (its whole closure) and the same minimum size."""
+    same folder, the same ingest code (its whole closure), the same minimum size and
+    pixel limit."""
     from fer_core.store.keys import stage_key
 
     return stage_key("ingest-files", inputs=[str(Path(cfg.root).resolve())],
-                     config={"min_size": cfg.min_size}, modules=[__name__])
+                     config={"min_size": cfg.min_size, "max_pixels": cfg.max_pixels},
+                     modules=[__name__])

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
+from fer_core import UsageError
 from fer_core.config.ingest import IngestConfig
 from fer_core.config.labels import LabelsConfig
 from fer_core.prepare import votes as votes_mod
@@ -47,7 +48,7 @@ def read_table(text: str, name: str, columns: tuple[str, ...] | None = None) -> 
     ``columns``, a headerless whitespace-separated list."""
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
-        raise ValueError(f"{name}: the labels file is empty")
+        raise UsageError(f"{name}: the labels file is empty")
     if columns is None:
         delimiter = "\t" if "\t" in lines[0][1] else ","
         fields = list(csv.reader([line for _, line in lines], delimiter=delimiter))
@@ -56,7 +57,7 @@ def read_table(text: str, name: str, columns: tuple[str, ...] | None = None) -> 
     else:
         header, body = tuple(columns), ((n, line.split()) for n, line in lines)
     if "path" not in header:
-        raise ValueError(f"{name}: no 'path' column (columns: {', '.join(header)}); a "
+        raise UsageError(f"{name}: no 'path' column (columns: {', '.join(header)}); a "
                          "headerless list needs its column names (--columns path,label)")
     good, malformed = [], []
     for n, row in body:
@@ -80,7 +81,7 @@ def vote_columns(header: Iterable[str], cfg: LabelsConfig) -> tuple[str, ...]:
     missing = [c for c in cfg.ignore_columns if c not in header]
     if not classes or missing:
         why = f"ignored column(s) {missing} not in it" if missing else "no class columns"
-        raise ValueError(f"{cfg.file}: neither a 'label' column nor vote columns ({why}; "
+        raise UsageError(f"{cfg.file}: neither a 'label' column nor vote columns ({why}; "
                          f"columns: {', '.join(header)})")
     return (*classes, *cfg.ignore_columns)
 
@@ -92,7 +93,7 @@ def check_file(text: str, cfg: LabelsConfig) -> None:
     wanted = [cfg.split_column, *(cfg.box_columns or ())]
     missing = [c for c in wanted if c and c not in table.frame.columns]
     if missing:
-        raise ValueError(f"{cfg.file}: no column(s) {missing} (columns: "
+        raise UsageError(f"{cfg.file}: no column(s) {missing} (columns: "
                          f"{', '.join(c for c in table.frame.columns if c != '_line')})")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fer_core import UsageError
 from fer_core.config.review import ReviewConfig  # noqa: F401  (its config, re-exported)
 from fer_core.prepare.manifest import KEPT, REJECTED
 
@@ -22,25 +23,25 @@ def check_review(review: pd.DataFrame, manifest: pd.DataFrame, source: str) -> p
     """The rows that act (relabel, drop), or ValueError naming what is wrong in ``source``."""
     missing = sorted(set(COLUMNS) - set(review.columns))
     if missing:
-        raise ValueError(f"{source}: review file lacks column(s) {missing}; needs {COLUMNS}")
+        raise UsageError(f"{source}: review file lacks column(s) {missing}; needs {COLUMNS}")
     review = review.fillna({"new_class": "", "action": ""}).astype({"new_class": str})
     bad = review[~review["action"].isin(ACTIONS)]
     if len(bad):
-        raise ValueError(f"{source}: action '{bad['action'].iloc[0]}' for {bad['path'].iloc[0]} "
+        raise UsageError(f"{source}: action '{bad['action'].iloc[0]}' for {bad['path'].iloc[0]} "
                          f"is not one of {list(ACTIONS)}")
     acting = review[review["action"] != "keep"]
     unknown = acting[~acting["path"].isin(manifest["path"])]
     if len(unknown):
-        raise ValueError(f"{source}: {len(unknown)} path(s) are not files of this dataset "
+        raise UsageError(f"{source}: {len(unknown)} path(s) are not files of this dataset "
                          f"(e.g. {unknown['path'].iloc[0]})")
     classes = set(manifest.loc[manifest["status"] == KEPT, "class"])
     relabel = acting[acting["action"] == "relabel"]
     odd = relabel[~relabel["new_class"].isin(classes)]
     if len(odd):
-        raise ValueError(f"{source}: new_class '{odd['new_class'].iloc[0]}' for "
+        raise UsageError(f"{source}: new_class '{odd['new_class'].iloc[0]}' for "
                          f"{odd['path'].iloc[0]} is not a class of this dataset {sorted(classes)}")
     if acting["path"].duplicated().any():
-        raise ValueError(f"{source}: {acting['path'][acting['path'].duplicated()].iloc[0]} "
+        raise UsageError(f"{source}: {acting['path'][acting['path'].duplicated()].iloc[0]} "
                          "is listed twice")
     return acting
 

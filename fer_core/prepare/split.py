@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
+from fer_core import UsageError
 from fer_core.config.split import SplitConfig
 from fer_core.prepare import groups as grouping
 from fer_core.prepare.distribution import with_total
@@ -35,7 +36,7 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig,
     """Shuffle, then split the train subset 80/20 stratified by label (seed 0), whole
     groups at a time. ``pairs``: near-duplicate pairs by path (``path_a``, ``path_b``)."""
     if not 0 < cfg.val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
+        raise UsageError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
     out = manifest.copy()
     out["split"] = ""
     out[grouping.SPLIT_GROUP] = -1
@@ -48,11 +49,11 @@ def split(manifest: pd.DataFrame, cfg: SplitConfig,
     if pool.empty:
         if (out["split"] == "test").any():
             return out  # a test-only dataset (e.g. for cross-dataset evaluation)
-        raise ValueError("no kept images to split")
+        raise UsageError("no kept images to split")
     small = pool["label"].value_counts()
     if (small < 2).any():
         names = sorted(pool.loc[pool["label"].isin(small[small < 2].index), "class"].unique())
-        raise ValueError(f"classes with fewer than 2 images cannot be split: {names}")
+        raise UsageError(f"classes with fewer than 2 images cannot be split: {names}")
     groups = grouping.find_groups(pool, pairs if cfg.group_near_duplicates else None,
                                   cfg.group_pattern)
     out.loc[pool.index, grouping.SPLIT_GROUP] = groups

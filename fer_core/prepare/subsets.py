@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_core import UsageError
 from fer_core.config.subsets import PARENT, SubsetSpec
 from fer_core.prepare.manifest import KEPT
 
@@ -25,9 +26,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def check_name(name: str) -> str:
     if not _NAME.match(name or ""):
-        raise ValueError(f"subset name {name!r}: use letters, digits, '_', '-', '.'")
+        raise UsageError(f"subset name {name!r}: use letters, digits, '_', '-', '.'")
     if name in RESERVED:
-        raise ValueError(f"subset name {name!r} is a split's name; choose another")
+        raise UsageError(f"subset name {name!r} is a split's name; choose another")
     return name
 
 
@@ -35,7 +36,7 @@ def parse_option(option: str) -> tuple[str, str]:
     """``NAME=LIST`` (the command line's ``--subset``) -> (name, list path)."""
     name, sep, path = option.partition("=")
     if not sep or not path.strip():
-        raise ValueError(f"--subset {option!r}: expected NAME=LIST_FILE, "
+        raise UsageError(f"--subset {option!r}: expected NAME=LIST_FILE, "
                          "e.g. test_private=fer2013/test_private.txt")
     return check_name(name.strip()), path.strip()
 
@@ -119,10 +120,10 @@ def check_matched(spec: SubsetSpec, m: SubsetMatch, parent_paths: Sequence[str])
     if len(m.rows):
         return
     if not len(parent_paths):
-        raise ValueError(f"subset {spec.name}: the data has no kept '{spec.parent}' images "
+        raise UsageError(f"subset {spec.name}: the data has no kept '{spec.parent}' images "
                          f"to take it from")
     listed = next(iter(m.examples.values()), None)
-    raise ValueError(f"subset {spec.name}: none of the {m.entries} entries of "
+    raise UsageError(f"subset {spec.name}: none of the {m.entries} entries of "
                      f"{spec.list_path} is a kept {spec.parent} image (e.g. {listed!r}: "
                      f"{dict(m.unmatched)}); entries are paths relative to the data folder, "
                      f"like {parent_paths[0]!r}")

@@ -16,20 +16,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer_core import UsageError
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` prefers CUDA, then Apple's MPS, then the CPU; an explicit choice must exist."""
     if name not in DEVICES:
-        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+        raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU")
+        raise UsageError("device 'cuda' asked for, but torch sees no CUDA GPU")
     if name == "mps" and not has_mps:
-        raise RuntimeError("device 'mps' asked for, but this torch build has no MPS")
+        raise UsageError("device 'mps' asked for, but this torch build has no MPS")
     return torch.device(name)
 
 
@@ -40,7 +42,7 @@ def set_threads(num_threads: int | None) -> int:
         num_threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                        else os.cpu_count() or 1)
     if num_threads < 1:
-        raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+        raise UsageError(f"num_threads must be at least 1, got {num_threads}")
     torch.set_num_threads(num_threads)
     return num_threads
 

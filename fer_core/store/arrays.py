@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.store.files import Ref, atomic_path, link_or_copy, read_json, ref
+from fer_core import MissingInput
+from fer_core.store.files import Ref, atomic_path, read_json, ref
 
 __all__ = [
     "SET_SPLITS",
@@ -27,7 +28,6 @@ __all__ = [
     "read_sets_meta",
     "evaluation_splits",
     "prepared_config",
-    "publish",
 ]
 
 
@@ -195,7 +195,7 @@ def load_set(run_dir: str | os.PathLike, split: str) -> SavedSet:
                         distribution=read_array(base / split / dist, mmap=False) if dist
                         else None)
     if split not in subsets:
-        raise FileNotFoundError(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])}"
+        raise MissingInput(f"{base}: no '{split}' set (saved: {sorted(meta['splits'])}"
                                 + (f", subsets: {sorted(subsets)}" if subsets else "") + ")")
     sub = subsets[split]
     rows = read_array(base / sub["index"], mmap=False).astype(np.int64)
@@ -224,13 +224,3 @@ def prepared_config(run_dir: str | os.PathLike) -> dict | None:
         return read_json(Path(run_dir) / "prepare.json").get("config")
     except FileNotFoundError:
         return None
-
-
-def publish(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """``link_or_copy`` a stored result into a run folder, and nothing when ``dst`` already
-    is ``src`` (a hard link of it, from an earlier run): a rename onto another link of the
-    same file does nothing, which would leave the temporary link behind."""
-    with contextlib.suppress(FileNotFoundError):
-        if os.path.samefile(src, dst):
-            return
-    link_or_copy(src, dst)

@@ -17,8 +17,8 @@ __all__ = ["image_header", "check_pixels", "exif_orientation", "apply_orientatio
 
 
 def image_header(data: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) from the header of PNG, JPEG, GIF, BMP or WebP bytes; None
-    for other formats, or a header too short to say."""
+    """(format, width, height) from the header of PNG, JPEG, GIF, BMP, WebP or TIFF bytes
+    (every format ingest accepts); None for other formats, or a header too short to say."""
     try:
         if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
@@ -33,6 +33,8 @@ def image_header(data: bytes) -> tuple[str, int, int] | None:
             return "bmp", abs(w), abs(h)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _webp(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff(data)
     except struct.error:
         return None
     return None
@@ -69,6 +71,32 @@ def _webp(data: bytes) -> tuple[str, int, int] | None:
     if chunk == b"VP8 ":
         w, h = struct.unpack("<HH", data[26:30])
         return "webp", w & 0x3FFF, h & 0x3FFF
+    return None
+
+
+def _tiff(data: bytes) -> tuple[str, int, int] | None:
+    """The first image's ImageWidth (256) and ImageLength (257) tags: TIFF or BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    # (offset of the first IFD, entry count format, entry size, value offset in an entry)
+    if big:
+        ifd, count_fmt, entry, value_at = struct.unpack(order + "Q", data[8:16])[0], "Q", 20, 12
+    else:
+        ifd, count_fmt, entry, value_at = struct.unpack(order + "I", data[4:8])[0], "H", 12, 8
+    count_size = struct.calcsize(count_fmt)
+    (count,) = struct.unpack(order + count_fmt, data[ifd:ifd + count_size])
+    size: dict[int, int] = {}
+    for i in range(count):
+        at = ifd + count_size + i * entry
+        tag, kind = struct.unpack(order + "HH", data[at:at + 4])
+        if tag in (256, 257):
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if fmt is None:
+                return None
+            n = struct.calcsize(fmt)
+            size[tag] = struct.unpack(order + fmt, data[at + value_at:at + value_at + n])[0]
+        if len(size) == 2:
+            return "tiff", size[256], size[257]
     return None
 
 

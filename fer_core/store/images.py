@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core import UsageError
 from fer_core.store.header import apply_orientation, check_pixels, exif_orientation, image_header
 
 __all__ = [
@@ -183,7 +184,7 @@ def read_fer2013_csv(path: str | os.PathLike) -> pd.DataFrame:
     df = _csv_table(path, os.path.getmtime(path))
     missing = {"emotion", "pixels"} - set(df.columns)
     if missing:
-        raise ValueError(f"{path}: not a FER2013 CSV, missing columns {sorted(missing)}")
+        raise UsageError(f"{path}: not a FER2013 CSV, missing columns {sorted(missing)}")
     return df
 
 

@@ -9,17 +9,21 @@ The modules behind a key are not kept by hand: from the modules a stage names (i
 and the ones every stage runs on (``SHARED``), ``dependencies`` follows every ``fer_core``
 import in their source (``ast``, imports inside functions included) to the whole closure,
 so a module used only indirectly (prepare.ingest -> prepare.quality) is in it. The
-libraries in a key are those of ``LIBRARIES`` that the closure imports, at their installed
-versions.
+libraries in a key are the same closure's imports of installed distributions
+(``importlib.metadata.packages_distributions``), at their installed versions, but the few of
+``NEUTRAL_LIBRARIES`` that cannot shape a result. A config field marked result-neutral in
+its schema (``fer_core.config.base.neutral``) is left out of every key.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
@@ -34,17 +38,21 @@ PACKAGE = Path(fer_core.__file__).resolve().parent
 # Every stage runs on top of these; a change in any of them invalidates all results.
 _SHARED = ("prepare.manifest", "store", "store.keys")
 
-# Libraries whose version can change a stage's numbers: import name -> distributions.
-LIBRARIES: dict[str, tuple[str, ...]] = {
-    "cv2": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
-            "opencv-contrib-python"),
-    "numpy": ("numpy",),
-    "torch": ("torch",),
-    "torchvision": ("torchvision",),
-    "facenet_pytorch": ("facenet-pytorch",),
-    "skimage": ("scikit-image",),
-    "sklearn": ("scikit-learn",),
+# Imported libraries that cannot shape a stored result, left out of keys, each with why.
+NEUTRAL_LIBRARIES: dict[str, str] = {
+    "fer_core": "our own code: its modules' source is in the key itself",
+    "tqdm": "progress bars on the terminal",
+    "yaml": "reads config files; the values it reads are in the key",
+    "pydantic": "checks configs; the values it checks are in the key",
+    "fastapi": "serving requests (fer serve) stores no result",
+    "starlette": "serving requests (fer serve) stores no result",
+    "uvicorn": "serving requests (fer serve) stores no result",
 }
+
+# fer_core.config.base.RESULT_NEUTRAL (a test checks they agree): the json_schema_extra
+# key that marks a config field no result depends on (threads, workers, batch sizes shown
+# equal bitwise by a test).
+RESULT_NEUTRAL = "result_neutral"
 
 
 def _short(module: str | ModuleType) -> str:
@@ -147,7 +155,8 @@ def _closure(seeds: frozenset[str], root: Path, snapshot: tuple) -> tuple[tuple,
         ours, others = _scan(name, root)
         libraries |= others
         todo.extend(ours - seen)
-    return tuple(sorted(seen)), tuple(sorted(libraries & set(LIBRARIES)))
+    third_party = libraries - set(sys.stdlib_module_names) - set(NEUTRAL_LIBRARIES)
+    return tuple(sorted(seen)), tuple(sorted(third_party))
 
 
 def dependencies(modules: Iterable[str | ModuleType], root: Path = PACKAGE) -> tuple[str, ...]:
@@ -156,17 +165,31 @@ def dependencies(modules: Iterable[str | ModuleType], root: Path = PACKAGE) -> t
 
 
 @cache
+def _distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+@cache
 def library_version(name: str) -> str:
-    for dist in LIBRARIES.get(name, (name,)):
+    """The installed version(s) of the distribution(s) that provide the import ``name``
+    (``cv2`` -> opencv-python-headless's); ``absent`` when none is installed."""
+    versions = []
+    for dist in sorted(set(_distributions().get(name, ()))):
         try:
-            return metadata.version(dist)
+            versions.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             continue
-    return "absent"
+    return ",".join(versions) or "absent"
+
+
+def forget_versions() -> None:
+    """Read installed versions again (after an install in this process, or in a test)."""
+    for fn in (_distributions, library_version, _code_version):
+        fn.cache_clear()
 
 
 def libraries(modules: Iterable[str | ModuleType], root: Path = PACKAGE) -> dict[str, str]:
-    """{library: installed version} of the LIBRARIES that the modules' closure imports."""
+    """{library: installed version} of the libraries the modules' closure imports."""
     names = _closure(frozenset(map(_short, (*modules, *_SHARED))), root, _snapshot(root))[1]
     return {n: library_version(n) for n in names}
 
@@ -191,10 +214,12 @@ def _code_version(seeds: frozenset[str], root: Path, snapshot: tuple) -> str:
 def _plain(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if callable(getattr(obj, "model_dump", None)) and not isinstance(obj, type):
-        # A config model (pydantic, fer_core.config): its fields as they are (tuples stay
-        # tuples and become lists below), the same data as the dataclass it replaced.
-        return _plain(obj.model_dump())
+    fields = getattr(type(obj), "model_fields", None)
+    if isinstance(fields, Mapping) and not isinstance(obj, type):
+        # A config model (pydantic, fer_core.config): its fields but the result-neutral
+        # ones, each as it is (a nested model is treated the same way).
+        return {name: _plain(getattr(obj, name)) for name, info in sorted(fields.items())
+                if not (info.json_schema_extra or {}).get(RESULT_NEUTRAL)}
     if isinstance(obj, Mapping):
         return {str(k): _plain(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, list | tuple):
@@ -220,37 +245,59 @@ def _stat_id(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def content_fingerprint(root: str | os.PathLike, memo: str | os.PathLike | None = None) -> str:
-    """A key of a folder's (or a file's) content: every file's relative path and SHA-256,
-    and every sub-folder's name. Not times: a file rewritten with the same bytes keeps the
-    key. ``memo``: a JSON file remembering each file's hash while its inode, size, mtime and
-    ctime stay the same, so an untouched file is not read again."""
-    from fer_core import store
+def _file_hash(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_hashes(root: str | os.PathLike, memo: str | os.PathLike | None = None, *,
+                algorithm: str = "sha256") -> dict[str, str]:
+    """{path relative to ``root`` (a folder, or a file: its name): hash of its bytes}.
+
+    ``memo``: a JSON index (shared by runs, under its lock) of each file's hash by its
+    absolute path, kept while the file's device, inode, size, mtime and ctime stay the
+    same: only a new or touched file is read again. Stat decides what is read, never what
+    the hash is."""
+    from fer_core.store.locks import locked
 
     root = Path(root)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    with _MEMO_LOCK:
+    with _MEMO_LOCK, (locked(memo) if memo is not None else contextlib.nullcontext()):
         table = {}
         if memo is not None:
-            try:
-                table = store.read_json(memo)
-            except (OSError, ValueError):
-                table = {}
-        changed = False
-        h = hashlib.sha256()
+            with contextlib.suppress(OSError, ValueError):
+                table = json.loads(Path(memo).read_text())
+        out, changed = {}, False
         for p in files:
-            st, key = p.stat(), str(p.resolve())
+            st, key = p.stat(), f"{algorithm}:{p.resolve()}"
             known = table.get(key)
             if known is not None and known[:-1] == _stat_id(st):
                 digest = known[-1]
             else:
-                digest = store.file_sha256(p)
+                digest = _file_hash(p, algorithm)
                 table[key] = [*_stat_id(st), digest]
                 changed = True
-            rel = p.name if root.is_file() else p.relative_to(root).as_posix()
-            h.update(f"{rel}\t{digest}\n".encode())
-        for d in ([] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_dir())):
-            h.update(f"{d.relative_to(root).as_posix()}/\n".encode())
+            out[p.name if root.is_file() else p.relative_to(root).as_posix()] = digest
         if memo is not None and changed:
-            store.write_json(memo, table)
+            from fer_core.store.files import write_json
+
+            write_json(memo, table)
+    return out
+
+
+def content_fingerprint(root: str | os.PathLike, memo: str | os.PathLike | None = None, *,
+                        algorithm: str = "sha256") -> str:
+    """A key of a folder's (or a file's) content: every file's relative path and hash
+    (``file_hashes``), and every sub-folder's name (an empty class folder counts). Not its
+    own path, nor times: a copy elsewhere, or a file rewritten with the same bytes, keeps
+    the key."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for rel, digest in file_hashes(root, memo, algorithm=algorithm).items():
+        h.update(f"{rel}\t{digest}\n".encode())
+    for d in ([] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_dir())):
+        h.update(f"{d.relative_to(root).as_posix()}/\n".encode())
     return h.hexdigest()

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_core.store.arrays import ArrayWriter, publish, read_rows, write_array
+from fer_core.store.arrays import ArrayWriter, read_rows, write_array
 from fer_core.store.files import Ref, read_json, write_csv, write_figure, write_frame, write_json
+from fer_core.store.publish import publish_files
 from fer_core.store.results import DONE, cached, result_meta, run_stage
 
 MANIFEST = "manifest.parquet"
@@ -30,6 +31,13 @@ PLAN = "plan.parquet"  # of an augment result: the augmented training set's rows
 DETECTIONS = "detections.parquet"  # of an alignment batch
 PAIRS = "pairs.parquet"  # of the near-duplicate stage: the pairs it found
 INGEST_FILES = "ingest-files"  # beside the ingest results: each one's files table
+FILE_SHA1S = "file-sha1s.json"  # in the store: each data file's SHA-1 while its stat holds
+
+
+def sha1_memo(store_root: str | os.PathLike) -> Path:
+    """The store's index of data files' SHA-1s (``fer_core.store.keys.file_hashes``), which
+    key ingest: a file whose stat is unchanged is not read to key it again."""
+    return Path(store_root) / FILE_SHA1S
 
 
 def read_manifest(result: Ref) -> pd.DataFrame:
@@ -69,16 +77,15 @@ def write_files(out: str | os.PathLike, files: Mapping[str, object]) -> list[Pat
     return written
 
 
-def publish_result(result: Ref, dst: str | os.PathLike) -> list[Path]:
+def publish_result(result: Ref, dst: str | os.PathLike,
+                   run_dir: str | os.PathLike | None = None) -> list[Path]:
     """Every file of a sealed result (not its seal) into ``dst`` at the same relative
-    path, linked where the file system allows (``store.publish``); returns the targets."""
-    out = []
-    for path in sorted(Path(result.path).rglob("*")):
-        rel = path.relative_to(result.path)
-        if path.is_file() and rel.name != DONE:
-            publish(path, Path(dst) / rel)
-            out.append(Path(dst) / rel)
-    return out
+    path, as copies recorded in ``run_dir`` (default ``dst``; ``store.publish_files``);
+    returns the targets."""
+    pairs = [(p, Path(dst) / p.relative_to(result.path))
+             for p in sorted(Path(result.path).rglob("*")) if p.is_file() and p.name != DONE]
+    publish_files(pairs, run_dir or dst)
+    return [d for _, d in pairs]
 
 
 # --- resized images, one array per batch ------------------------------------------------

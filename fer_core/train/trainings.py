@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.config.train import TrainConfig
 from fer_core.evaluate.score import REPORTS, split_metrics
 
@@ -43,7 +43,7 @@ def default_name(cfg: TrainConfig) -> str:
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ValueError(f"training name {name!r}: use letters, digits, '.', '_', '+', '-' "
+        raise UsageError(f"training name {name!r}: use letters, digits, '.', '_', '+', '-' "
                          "(not starting with '.' or '-')")
     return name
 
@@ -84,19 +84,20 @@ def check_existing(run_dir: str | os.PathLike, name: str, new: dict, replace: bo
         return True
     if replace:
         return False
-    raise ValueError(f"training {name!r} in {Path(run_dir) / TRAIN} was trained differently: "
+    raise UsageError(f"training {name!r} in {Path(run_dir) / TRAIN} was trained differently: "
                      f"{'; '.join(diff)}. Give another --name, or --replace to overwrite it")
 
 
 def publish(trained: str | os.PathLike, best_pt: str | os.PathLike, run_dir: str | os.PathLike,
             name: str, record: dict) -> Path:
-    """A stored training result into RUN/train/NAME (linked, not copied) with its record."""
+    """A stored training result into RUN/train/NAME (copies, fer_core.store.publish) with its
+    record."""
     out = training_dir(run_dir, name)
     for suffix in (".pt", ".json"):
-        store.publish(Path(best_pt).with_suffix(suffix), out / MODEL / f"best{suffix}")
+        store.publish(Path(best_pt).with_suffix(suffix), out / MODEL / f"best{suffix}", run_dir)
     for report in sorted((Path(trained) / REPORTS).iterdir()):
         if report.is_file():
-            store.publish(report, out / REPORTS / report.name)
+            store.publish(report, out / REPORTS / report.name, run_dir)
     before = store.read_json(out / RECORD) if (out / RECORD).is_file() else {}
     created = before.get("created") if before.get("result") == record.get("result") else None
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -126,7 +127,7 @@ def alias(run_dir: str | os.PathLike, latest: str) -> str:
     for sub in (MODEL, REPORTS):
         for f in sorted((src / sub).iterdir()):
             if f.is_file():
-                store.publish(f, Path(run_dir) / sub / f.name)
+                store.publish(f, Path(run_dir) / sub / f.name, run_dir)
     return name
 
 
@@ -134,7 +135,7 @@ def promote(run_dir: str | os.PathLike, name: str) -> Path:
     """Make ``name`` what RUN/model/best.pt is, until another is promoted."""
     if not (training_dir(run_dir, name) / RECORD).is_file():
         known = [r["name"] for r in records(run_dir)]
-        raise ValueError(f"no training {name!r} in {Path(run_dir) / TRAIN}; trainings: {known}")
+        raise UsageError(f"no training {name!r} in {Path(run_dir) / TRAIN}; trainings: {known}")
     store.write_json(Path(run_dir) / TRAIN / PROMOTED, {"name": name})
     alias(run_dir, name)
     return Path(run_dir) / MODEL / "best.pt"

@@ -97,7 +97,7 @@ def _every_third_test_row(run_dir, out_dir):
     """A copy of the run (its arrays hard-linked) whose sets name a subset of test."""
     src, dst = store.sets_dir(run_dir), store.sets_dir(out_dir)
     for path in src.rglob("*.npy"):
-        store.link_or_copy(path, dst / path.relative_to(src))
+        store.copy_file(path, dst / path.relative_to(src))
     meta = store.read_json(src / store.SETS_META)
     rows = np.arange(0, meta["splits"]["test"], 3)
     store.write_array(dst / "every_third" / "index.npy", rows)
@@ -199,7 +199,7 @@ def test_an_evaluation_leaves_trainings_history_and_curves(trained, tmp_path):  
     reports = tmp_path / "reports"
     before = {}
     for name in ("history.csv", "training_curves.png"):
-        store.link_or_copy(trained.out_dir / "reports" / name, reports / name)
+        store.copy_file(trained.out_dir / "reports" / name, reports / name)
         before[name] = (reports / name).read_bytes()
     metrics = store.read_json(trained.out_dir / "reports" / "metrics.json")
     write_reports(tmp_path, {"test": metrics["test"]}, None, metrics["classes"])

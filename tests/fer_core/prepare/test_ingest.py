@@ -81,6 +81,23 @@ def test_odd_pixel_formats_become_8bit_rgb(messy):
     assert (gray[:, :, 0] == gray[:, :, 1]).all()
 
 
+def test_a_file_past_the_pixel_limit_is_rejected_with_its_size_before_decoding(messy):
+    from fer_core.config.ingest import MAX_PIXELS
+    from fer_core.datasets.bomb import bomb_png, bomb_tiff
+    from fer_core.infer.predict import PredictConfig
+
+    assert IngestConfig(root="x").max_pixels == PredictConfig().max_pixels == MAX_PIXELS
+    (messy / "happy" / "bomb.png").write_bytes(bomb_png(12000, 9000))  # 108 megapixels
+    (messy / "sad" / "bomb.tif").write_bytes(bomb_tiff(9000, 12000))
+    m = ingest(IngestConfig(root=str(messy))).set_index("path")
+    assert m.loc["happy/bomb.png", "status"] == m.loc["sad/bomb.tif", "status"] == REJECTED
+    assert m.loc["happy/bomb.png", "reason"].startswith("too large: 12000x9000 = 108.0 mega")
+    assert m.loc["sad/bomb.tif", "reason"].startswith("too large: 9000x12000 = 108.0 mega")
+    assert m.loc["happy/ok.png", "status"] == KEPT
+    lower = ingest(IngestConfig(root=str(messy), max_pixels=32 * 32 - 1)).set_index("path")
+    assert lower.loc["happy/ok.png", "reason"].startswith("too large: 32x32")
+
+
 def test_class_map_and_subset(messy):
     cfg = IngestConfig(root=str(messy), class_map=resolve_class_map("fer2013"),
                        classes=("Happiness",))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.runtime.device import augment, file_batches, mix, prefetched, resolve_device, shrink
 from tests.fer_core._trainfix import fer_run  # noqa: F401  (fixtures)
 
@@ -27,9 +27,10 @@ def test_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expecte
 def test_an_explicit_device_must_exist(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="no CUDA"):
+    # a missing device is the user's to fix: a UsageError (one line, exit 2), not a bug
+    with pytest.raises(UsageError, match="no CUDA"):
         resolve_device("cuda")
-    with pytest.raises(RuntimeError, match="no MPS"):
+    with pytest.raises(UsageError, match="no MPS"):
         resolve_device("mps")
     with pytest.raises(ValueError, match="auto, cpu, cuda, mps"):
         resolve_device("tpu")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from fer_core import store
-from fer_core.datasets.bomb import bomb_png
+from fer_core.datasets.bomb import bomb_png, bomb_tiff
 from fer_core.store.header import check_pixels, exif_orientation, image_header
 
 
@@ -27,6 +27,17 @@ def test_header_sizes_are_pillows(astronaut, fmt):
     data = encoded(face, fmt)
     with Image.open(io.BytesIO(data)) as img:
         assert image_header(data)[1:] == img.size == (211, 300)
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_tiff_header_sizes_are_pillows_and_opencvs(astronaut, byteorder):
+    made = bomb_tiff(211, 300, byteorder=byteorder)  # one Deflate strip, Pillow reads it
+    with Image.open(io.BytesIO(made)) as img:
+        assert image_header(made) == ("tiff", *img.size) == ("tiff", 211, 300)
+    assert cv2.imdecode(np.frombuffer(made, np.uint8), cv2.IMREAD_UNCHANGED).shape == (300, 211)
+    for big in (False, True):  # Pillow's own TIFF and BigTIFF writers
+        data = encoded(astronaut[:300, :211], "TIFF", big_tiff=big)
+        assert image_header(data) == ("tiff", 211, 300)
 
 
 def test_a_decompression_bomb_is_refused_from_its_header_without_decoding():
