@@ -23,7 +23,7 @@ from tests.conftest import REPO, extract_fer2013_subset
 from tests.flows.test_stage_keys import stage_table
 
 # Stages that are never skipped as cached: they publish into the run, or only warn or plan.
-UNKEYED = {"one-hot-and-save", "reports", "quality", "plan-align-batches"}
+UNKEYED = {"save-sets", "reports", "quality", "plan-align-batches"}
 
 
 @pytest.fixture(scope="module")
