@@ -9,6 +9,7 @@ daemon or the image the test skips locally and fails under CI."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -47,19 +48,26 @@ def docker_or_skip() -> str:
 
 
 def bridge_gateway(docker: str) -> str:
-    """The host's address on Docker's default bridge: where a container reaches the server."""
-    out = subprocess.run([docker, "network", "inspect", "bridge", "-f",
-                          "{{(index .IPAM.Config 0).Gateway}}"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    return out or "172.17.0.1"
+    """The host's address on Docker's default bridge, where a container reaches the server:
+    the bridge's gateway, which docker 20.10 leaves out (the first address of its subnet)."""
+    [config] = json.loads(subprocess.run(
+        [docker, "network", "inspect", "bridge", "-f", "{{json .IPAM.Config}}"],
+        capture_output=True, text=True, check=True).stdout)
+    return config.get("Gateway") or str(ipaddress.ip_network(config["Subnet"])[1])
 
 
-def container_of(docker: str, flow_run: str) -> str:
-    """The image and status of the container the Docker worker ran ``flow_run`` in."""
+def container_of(docker: str, flow_run: str) -> tuple[str, str]:
+    """The image of the container the Docker worker ran ``flow_run`` in, and its exit code
+    (waited for: the run is Completed a moment before its container exits)."""
     label = f"label=io.prefect.flow-run-id={flow_run}"
-    return subprocess.run([docker, "ps", "-a", "--filter", label, "--format",
-                           "{{.Image}} {{.Status}}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    [line] = subprocess.run([docker, "ps", "-a", "--filter", label, "--format",
+                             "{{.ID}} {{.Image}}"],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    container, image = line.split()
+    code = subprocess.run([docker, "wait", container], capture_output=True, text=True,
+                          check=True, timeout=120).stdout.strip()
+    subprocess.run([docker, "rm", container], capture_output=True, check=True)
+    return image, code
 
 
 def files(folder: Path, pattern: str) -> dict[str, bytes]:
@@ -128,7 +136,7 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
         docker_run = runs / "p"
         # The flow ran in the container, as its user, into the mounted folder.
         assert docker_run.stat().st_uid == UID
-        assert container_of(docker, flow_run).startswith(f"{IMAGE} Exited (0)")
+        assert container_of(docker, flow_run) == (IMAGE, "0")
         process_sets = files(process_run / "sets", "*.npy")
         assert len(process_sets) >= 3
         assert files(docker_run / "sets", "*.npy") == process_sets
@@ -145,7 +153,7 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
         # The gpu deployment on CPU: no device request, the image's CUDA torch on the CPU.
         flow_run = run("train/gpu", "-p", "run_dir=/data/runs/p", *train_args,
             "--job-variable", "container_create_kwargs={}", "--job-variable", volume)
-        assert container_of(docker, flow_run).startswith(f"{IMAGE} Exited (0)")
+        assert container_of(docker, flow_run) == (IMAGE, "0")
         metrics = {}
         for name, folder in (("process", process_run), ("docker", docker_run)):
             found = sorted(folder.rglob("metrics.json"))
