@@ -87,7 +87,8 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
     port = int(os.environ.get("FER_PREFECT_PORT") or free_port())
     api = f"http://{bridge_gateway(docker)}:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
-           "FER_REPO_DIR": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           "FER_REPO_DIR": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_WORKER_QUERY_SECONDS": "2"}  # workers poll every 2 s, not 10
     logs = tmp_path / "logs"
     logs.mkdir()
     procs: list[subprocess.Popen] = []
