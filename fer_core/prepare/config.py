@@ -84,11 +84,11 @@ def _with_labels(ing: dict, labels: Mapping | None, data: str) -> dict:
     spec = dict(ing["labels"])
     file = spec.get("file")
     if not file:
-        raise ValueError("ingest.labels: no labels file given")
+        raise UsageError("ingest.labels: no labels file given")
     found = next((p for p in (Path(file), Path(ingest.data_root(data)) / file) if p.is_file()),
                  None)
     if found is None:
-        raise FileNotFoundError(f"labels file {file} not found (from here or the data folder)")
+        raise MissingInput(f"labels file {file} not found (from here or the data folder)")
     spec["file"] = str(found.resolve())
     checked = labels_mod.LabelsConfig.from_values(spec, "ingest.labels")
     labels_mod.check_file(store.read_text(spec["file"]), checked)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fer_core import UsageError
+
 # FER+'s ignored columns and the reasons a face with one of them on top is rejected.
 NOT_A_FACE = "NF"
 IGNORED_REASONS = {NOT_A_FACE: "not a face", "unknown": "unknown"}
@@ -88,7 +90,7 @@ def label_votes(votes: np.ndarray, ignored: Sequence[str], mode: str, *,
                 counts: bool = True) -> Result:
     """One face's votes (classes, then ``ignored`` columns) under ``mode``."""
     if mode not in FUNCTIONS:
-        raise ValueError(f"unknown labels mode {mode!r}; known: {', '.join(MODES)}")
+        raise UsageError(f"unknown labels mode {mode!r}; known: {', '.join(MODES)}")
     return FUNCTIONS[mode](votes, ignored, counts=counts)
 
 
