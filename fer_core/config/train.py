@@ -12,6 +12,7 @@ from typing import get_args
 
 from fer_core import UsageError
 from fer_core.config.base import Config
+from fer_core.config.labels import LabelsConfig
 
 # The names of fer_core.models.registry.REGISTRY, in its order.
 MODEL_NAMES = ("compact_cnn", "vgg_faces", "resnet18", "resnet50", "vit_tiny")
@@ -23,6 +24,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # fer_core.runtime.device.DEVICES
 RESUME_FREE = frozenset({"device", "num_threads", "compile", "eval_batch_size"})
 
 OPTIMIZERS, SCHEDULES = ("adamw", "sgd"), ("cosine", "onecycle")
+# How a face's label distribution (a labels file's votes) becomes its training target: the
+# preparation's modes (labels.mode).
+LABEL_MODES: tuple[str, ...] = get_args(LabelsConfig.model_fields["mode"].annotation)
 
 
 class TrainConfig(Config):
@@ -49,6 +53,10 @@ class TrainConfig(Config):
     rotate_deg: float = 10.0
     hflip: bool = True
     class_weights: bool = True  # 'balanced' class-weighted cross-entropy
+    # majority: the one-hot labels; probability: a one-hot target drawn from the face's
+    # distribution each epoch; crossentropy: the distribution itself (soft targets).
+    # None: the mode the sets were prepared with (prepare.json's ingest.labels.mode).
+    label_mode: str | None = None
     patience: int = 10  # epochs without a better val macro-F1 before stopping; 0 = off
     hflip_tta: bool = False  # average with the mirrored image when evaluating
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -113,7 +121,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"unknown model {cfg.model!r}; known models: {', '.join(MODEL_NAMES)}")
     checks = {
         "optimizer": cfg.optimizer in OPTIMIZERS, "schedule": cfg.schedule in SCHEDULES,
-        "device": cfg.device in DEVICES, "epochs": cfg.epochs >= 1,
+        "device": cfg.device in DEVICES,
+        "label_mode": cfg.label_mode is None or cfg.label_mode in LABEL_MODES, "epochs": cfg.epochs >= 1,
         "batch_size": cfg.batch_size >= 2, "eval_batch_size": cfg.eval_batch_size >= 1,
         "lr": cfg.lr > 0, "weight_decay": cfg.weight_decay >= 0,
         "warmup_epochs": 0 <= cfg.warmup_epochs <= cfg.epochs,
@@ -127,4 +136,5 @@ def validate(cfg: TrainConfig) -> None:
     bad = [f"{k}={getattr(cfg, k)!r}" for k, ok in checks.items() if not ok]
     if bad:
         raise UsageError(f"invalid TrainConfig values: {', '.join(bad)} (choices: optimizer "
-                         f"{OPTIMIZERS}, schedule {SCHEDULES}, device {DEVICES})")
+                         f"{OPTIMIZERS}, schedule {SCHEDULES}, device {DEVICES}, "
+                         f"label_mode {LABEL_MODES})")

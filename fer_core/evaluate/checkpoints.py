@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fer_core import UsageError, store
-from fer_core.evaluate import score
+from fer_core.evaluate import majority, score
 from fer_core.models import checkpoint
 from fer_core.models.spec import face_spec
 from fer_core.runtime.device import resolve_device
@@ -43,10 +43,12 @@ def run_sets(run_dir: str | os.PathLike, classes: Sequence[str],
 
 def score_run(checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
               splits: Sequence[str] | None = None) -> tuple[dict[str, dict], dict]:
-    """(metrics per split, the checkpoint's meta)."""
+    """(metrics per split, the checkpoint's meta); a file of votes' splits say the faces
+    their majority labels leave out (``majority.annotate``)."""
     model, meta, device, spec = _loaded(checkpoint_path)
     sets = run_sets(run_dir, meta["classes"], splits)
-    return score.evaluate_sets(model, sets, device=device, hflip_tta=spec.hflip_tta), meta
+    metrics = score.evaluate_sets(model, sets, device=device, hflip_tta=spec.hflip_tta)
+    return majority.annotate(metrics, run_dir), meta
 
 
 def score_other(checkpoint_path: str | os.PathLike, prepared_dir: str | os.PathLike

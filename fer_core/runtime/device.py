@@ -135,8 +135,8 @@ def batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, *,
 def file_batches(read: Callable[[np.ndarray], np.ndarray], targets: np.ndarray,
                  batch_size: int, *, order: np.ndarray | None = None,
                  prefetch: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(uint8 NHWC, int64) CPU batches read from disk by ``read(rows)`` (``store.read_rows``),
-    ``prefetch`` batches ahead on a thread while the model computes.
+    """(uint8 NHWC, int64 or float32 targets) CPU batches read from disk by ``read(rows)``
+    (``store.read_rows``), ``prefetch`` batches ahead on a thread while the model computes.
 
     Nothing but the batches in flight is held in memory, so a set of any size trains in
     bounded memory. Rows are read in ascending order within a batch (the file is read
@@ -146,7 +146,9 @@ def file_batches(read: Callable[[np.ndarray], np.ndarray], targets: np.ndarray,
 
     def load(s: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(order[s:s + batch_size])
-        return torch.from_numpy(read(rows)), torch.from_numpy(targets[rows].astype(np.int64))
+        y = targets[rows]  # classes, or (crossentropy) distributions as float32
+        return torch.from_numpy(read(rows)), torch.from_numpy(
+            y.astype(np.float32 if y.dtype.kind == "f" else np.int64))
 
     return prefetched((load(s) for s in range(0, len(order), batch_size)), prefetch)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fer_core.config.train import (
     DEFAULT_MODEL,
     DEVICES,
+    LABEL_MODES,
     MODEL_NAMES,
     OPTIMIZERS,
     RESUME_FREE,
@@ -17,5 +18,5 @@ from fer_core.config.train import (
     validate,
 )
 
-__all__ = ["DEFAULT_MODEL", "DEVICES", "MODEL_NAMES", "OPTIMIZERS", "RESUME_FREE", "SCHEDULES",
+__all__ = ["DEFAULT_MODEL", "DEVICES", "LABEL_MODES", "MODEL_NAMES", "OPTIMIZERS", "RESUME_FREE", "SCHEDULES",
            "TrainConfig", "validate"]

@@ -21,6 +21,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from fer_core import store
+from fer_core.evaluate import majority
 from fer_core.evaluate import score as ev
 from fer_core.models import checkpoint as ckpt
 from fer_core.models.registry import create_model, grey_input
@@ -29,6 +30,8 @@ from fer_core.runtime.device import autocast, resolve_device, seed_everything, s
 from fer_core.runtime.progress import bar
 from fer_core.train.config import RESUME_FREE, TrainConfig, validate
 from fer_core.train.optim import class_weights, make_optimizer, make_scheduler
+from fer_core.train.targets import batch_source, epoch_targets, prepared_label_mode, \
+    resolve_label_mode
 
 __all__ = ["TrainConfig", "FitResult", "fit", "train_one_epoch", "evaluate"]
 
@@ -57,7 +60,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch
                     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
                     criterion: nn.Module, device: torch.device, *, cfg: TrainConfig,
                     rng: np.random.Generator) -> dict:
-    """One pass over ``loader`` (uint8 NHWC batches); returns mean loss, accuracy, speed."""
+    """One pass over ``loader`` (uint8 NHWC batches with class targets, or distributions
+    for soft targets); returns mean loss, accuracy (against the targets' top class), speed."""
     model.train()
     net = getattr(model, "_orig_mod", model)  # torch.compile's wrapper keeps the module
     grey, size = net.grayscale, net.work_size
@@ -86,7 +90,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch
             scheduler.step()
         # Accumulate on the device: a .item() per step would stall a GPU every batch.
         loss_sum += loss.detach() * len(yb)
-        correct += (out.detach().argmax(1) == yb).sum()
+        correct += (out.detach().argmax(1) == (yb if yb.ndim == 1 else yb.argmax(1))).sum()
         seen += len(yb)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -155,6 +159,9 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
     sets = _load_splits(run_dir)
     prepared = store.prepared_config(run_dir)  # what the faces went through: the face spec
     classes, config = sets["train"].classes, cfg.to_dict()
+    label_mode = resolve_label_mode(cfg.label_mode, prepared_label_mode(prepared),
+                                    has_distribution=sets["train"].distribution is not None,
+                                    run_dir=run_dir)
 
     # Judged on validation: it holds the dataset's faces as they are, where the training
     # split also holds noise-augmented copies whose noise differs per channel.
@@ -169,6 +176,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
     optimizer = make_optimizer(model, cfg)
     n_train = len(sets["train"].labels)
     scheduler = make_scheduler(optimizer, cfg, max(1, n_train // cfg.batch_size))
+    # Class weights follow the one-hot (majority) labels whatever the label mode.
     weight = torch.tensor(class_weights(sets["train"].labels), dtype=torch.float32,
                           device=device) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
@@ -178,7 +186,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
         history, best = _restore(last_pt, config, classes, model, optimizer, scheduler)
 
     step_model = torch.compile(model) if cfg.compile else model
-    train_batches, val_batches = (_batch_source(sets[s], device) for s in ("train", "val"))
+    train_batches, val_batches = (batch_source(sets[s], device) for s in ("train", "val"))
     images, seconds = 0, 0.0
     stopped = 0 < cfg.patience <= best["bad_epochs"]
     for epoch in range(len(history) + 1, cfg.epochs + 1):
@@ -187,11 +195,13 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
         rng = np.random.default_rng([cfg.random_state, epoch])
         torch.manual_seed(cfg.random_state * 100_003 + epoch)  # dropout, per epoch
         order = dev.shuffled_order(n_train, cfg.batch_size, rng)
-        steps = bar(train_batches(cfg.batch_size, order),
+        targets = epoch_targets(sets["train"], label_mode, random_state=cfg.random_state,
+                                epoch=epoch)
+        steps = bar(train_batches(cfg.batch_size, order, targets),
                     total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}")
         tr = train_one_epoch(step_model, steps, optimizer, scheduler, criterion, device,
                              cfg=cfg, rng=rng)
-        va = evaluate(model, val_batches(cfg.eval_batch_size, None), criterion, device,
+        va = evaluate(model, val_batches(cfg.eval_batch_size, None, None), criterion, device,
                       num_classes=len(classes), cfg=cfg)
         images, seconds = images + tr["images"], seconds + tr["seconds"]
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
@@ -217,27 +227,8 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
             progress(record)
 
     return _finish(out, best_pt, model, sets, cfg, history, best, stopped=stopped,
-                   images=images, seconds=seconds, device=device)
-
-
-BatchSource = Callable[[int, np.ndarray | None], Iterable[tuple[torch.Tensor, torch.Tensor]]]
-
-
-def _batch_source(saved: store.SavedSet, device: torch.device) -> BatchSource:
-    """``(batch_size, order) -> batches`` of a saved set.
-
-    On an accelerator the uint8 set is copied there once: the fastest feed, and device
-    memory is large. On the CPU a copy would double the set in RAM (4.1 GB peak on
-    FER2013), so batches are read from the file as they are needed, a few ahead: memory
-    then stays flat however large the set.
-    """
-    if device.type != "cpu":
-        images = dev.to_device_uint8(saved.images, device)
-        targets = torch.from_numpy(saved.targets).to(device)
-        return lambda bs, order: dev.batches(images, targets, bs, order=order)
-    path, targets = saved.images.filename, saved.targets
-    return lambda bs, order: dev.file_batches(lambda rows: store.read_rows(path, rows),
-                                              targets, bs, order=order)
+                   images=images, seconds=seconds, device=device,
+                   scored={"run_dir": run_dir, "label_mode": label_mode})
 
 
 def _grey_faces(saved: store.SavedSet, sample: int = 512) -> bool:
@@ -275,18 +266,20 @@ def _restore(last_pt: Path, config: dict, classes: tuple[str, ...], model: nn.Mo
 
 def _finish(out: Path, best_pt: Path, model: nn.Module, sets: dict[str, store.SavedSet],
             cfg: TrainConfig, history: list[dict], best: dict, *, stopped: bool, images: int,
-            seconds: float, device: torch.device) -> FitResult:
+            seconds: float, device: torch.device, scored: dict) -> FitResult:
     """Reload the best weights, evaluate every split and subset, write reports and best.json."""
     state, meta = ckpt.load_checkpoint(best_pt)
     model.load_state_dict(state["model"])
     # A subset (test_private) is scored from its parent's predictions: no image twice.
-    metrics = ev.evaluate_sets(model, {s: v for s, v in sets.items() if s != "train"},
-                               device=device, batch_size=cfg.eval_batch_size,
-                               hflip_tta=cfg.hflip_tta)
+    metrics = majority.annotate(ev.evaluate_sets(
+        model, {s: v for s, v in sets.items() if s != "train"}, device=device,
+        batch_size=cfg.eval_batch_size, hflip_tta=cfg.hflip_tta), scored["run_dir"])
     classes = sets["train"].classes
     ev.write_reports(out, metrics, pd.DataFrame(history), classes,
-                     extra={"model": cfg.model, "best_epoch": best["epoch"]})
-    brief = {s: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for s, m in metrics.items()}
+                     extra={"model": cfg.model, "best_epoch": best["epoch"],
+                            "label_mode": scored["label_mode"]})
+    brief = {s: {k: m[k] for k in ("accuracy", "macro_f1", "n", "excluded_n") if k in m}
+             for s, m in metrics.items()}
     store.write_json(best_pt.with_suffix(".json"), {**meta, "metrics": brief})
     return FitResult(out_dir=out, best_checkpoint=best_pt, best_epoch=best["epoch"],
                      last_epoch=len(history), stopped_early=stopped, metrics=metrics,

@@ -1,0 +1,116 @@
+"""Training targets from label distributions: three of the FER+ paper's four ways of using
+crowd votes (Barsoum et al. 2016, section 3), ``label_mode`` of the training config.
+
+- ``majority``: the one-hot labels (``labels.npy``);
+- ``probability``: each epoch, every face's target is one class drawn from its distribution
+  (``distribution.npy``), from a generator seeded by (random_state, epoch): a resumed run
+  draws what the uninterrupted one drew;
+- ``crossentropy``: the distribution itself, a soft target for the cross-entropy.
+
+Which faces a set holds is decided by the preparation's ``labels.mode`` (majority drops the
+faces without a majority, the other two keep them), so a training mode must match it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from fer_core import store
+from fer_core.runtime import device as dev
+from fer_core.train.config import LABEL_MODES
+
+__all__ = ["LABEL_MODES", "BatchSource", "batch_source", "draw_labels", "epoch_targets",
+           "prepared_label_mode", "resolve_label_mode"]
+
+MAJORITY = "majority"
+# A third entry in the seed keeps the draws apart from the epoch's shuffle and augmentation.
+_DRAW_STREAM = 1
+
+
+def prepared_label_mode(prepared: Mapping | None) -> str | None:
+    """The labels mode a run's sets were prepared with (prepare.json's
+    ``ingest.labels.mode``), or None when they came from no labels file (or no record)."""
+    labels = ((prepared or {}).get("ingest") or {}).get("labels") or {}
+    return labels.get("mode", MAJORITY) if labels.get("file") else None
+
+
+def _keeps(mode: str) -> str:
+    # probability and crossentropy keep the same faces with the same distributions
+    # (fer_core.prepare.votes): they differ only in the loss.
+    return MAJORITY if mode == MAJORITY else "distribution"
+
+
+def resolve_label_mode(requested: str | None, prepared: str | None, *,
+                       has_distribution: bool, run_dir: object = "") -> str:
+    """The mode a training uses: ``requested`` (the config's ``label_mode``), else the
+    preparation's, else majority. A mode the sets cannot serve is an error saying why."""
+    mode = requested or prepared or MAJORITY
+    if mode not in LABEL_MODES:
+        raise ValueError(f"unknown label_mode {mode!r}; known: {', '.join(LABEL_MODES)}")
+    if mode != MAJORITY and not has_distribution:
+        raise ValueError(f"{run_dir}: label_mode {mode!r} needs label distributions, and the "
+                         "saved sets have none (sets/train/distribution.npy); prepare them "
+                         f"from a file of votes: fer prepare DATA --labels FILE --labels-mode "
+                         f"{mode}")
+    if prepared is not None and _keeps(mode) != _keeps(prepared):
+        raise ValueError(f"{run_dir}: label_mode {mode!r} does not match the sets, prepared "
+                         f"with labels mode {prepared!r} (which decides the training faces: "
+                         "majority drops those without a majority); prepare again with "
+                         f"--labels-mode {mode}, or leave label_mode out to train as prepared")
+    return mode
+
+
+def draw_labels(distribution: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One class per row of ``distribution`` (N, C), drawn with its probabilities: int64 (N,).
+
+    Inverse transform sampling, one uniform number a row (vectorised)."""
+    cdf = np.cumsum(np.asarray(distribution, dtype=np.float64), axis=1)
+    u = rng.random(len(cdf)) * cdf[:, -1]  # rows summing to 1 up to float32 rounding
+    return np.minimum((cdf <= u[:, None]).sum(axis=1), cdf.shape[1] - 1).astype(np.int64)
+
+
+def epoch_targets(saved: store.SavedSet, mode: str, *, random_state: int,
+                  epoch: int) -> np.ndarray:
+    """The training targets of ``epoch`` under ``mode``: int64 classes (N,) for majority and
+    probability, float32 distributions (N, C) for crossentropy."""
+    if mode == MAJORITY:
+        return saved.targets.astype(np.int64)
+    if saved.distribution is None:
+        raise ValueError(f"label_mode {mode!r}: the training set has no distributions")
+    if mode == "crossentropy":
+        return np.ascontiguousarray(saved.distribution, dtype=np.float32)
+    return draw_labels(saved.distribution,
+                       np.random.default_rng([random_state, epoch, _DRAW_STREAM]))
+
+
+# (batch_size, order, targets) -> (uint8 NHWC images, targets) batches; targets default to
+# the set's one-hot labels as classes.
+BatchSource = Callable[[int, np.ndarray | None, np.ndarray | None],
+                       Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def batch_source(saved: store.SavedSet, device: torch.device) -> BatchSource:
+    """``(batch_size, order, targets=None) -> batches`` of a saved set, with ``targets``
+    (an epoch's, ``epoch_targets``) or the set's classes.
+
+    On an accelerator the uint8 set is copied there once: the fastest feed, and device
+    memory is large. On the CPU a copy would double the set in RAM (4.1 GB peak on
+    FER2013), so batches are read from the file as they are needed, a few ahead: memory
+    then stays flat however large the set.
+    """
+    if device.type != "cpu":
+        images = dev.to_device_uint8(saved.images, device)
+        classes = torch.from_numpy(saved.targets).to(device)
+
+        def on_device(bs, order, targets=None):
+            y = classes if targets is None else torch.from_numpy(targets).to(device)
+            return dev.batches(images, y, bs, order=order)
+
+        return on_device
+    path = saved.images.filename
+    return lambda bs, order, targets=None: dev.file_batches(
+        lambda rows: store.read_rows(path, rows),
+        saved.targets if targets is None else targets, bs, order=order)
