@@ -30,8 +30,8 @@ from fer_core.runtime.device import autocast, resolve_device, seed_everything, s
 from fer_core.runtime.progress import bar
 from fer_core.train.config import RESUME_FREE, TrainConfig, validate
 from fer_core.train.optim import class_weights, make_optimizer, make_scheduler
-from fer_core.train.targets import batch_source, epoch_targets, prepared_label_mode, \
-    resolve_label_mode
+from fer_core.train.targets import TargetLoss, batch_source, epoch_targets, \
+    prepared_label_mode, resolve_label_mode
 
 __all__ = ["TrainConfig", "FitResult", "fit", "train_one_epoch", "evaluate"]
 
@@ -177,9 +177,10 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
     n_train = len(sets["train"].labels)
     scheduler = make_scheduler(optimizer, cfg, max(1, n_train // cfg.batch_size))
     # Class weights follow the one-hot (majority) labels whatever the label mode.
-    weight = torch.tensor(class_weights(sets["train"].labels), dtype=torch.float32,
-                          device=device) if cfg.class_weights else None
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+    balance = class_weights(sets["train"].labels) if cfg.class_weights else None
+    weight = None if balance is None else torch.tensor(balance, dtype=torch.float32,
+                                                       device=device)
+    criterion = TargetLoss(weight, label_smoothing=cfg.label_smoothing)
     history: list[dict] = []
     best = {"epoch": 0, "score": -1.0, "bad_epochs": 0}
     if resume and last_pt.exists():
@@ -196,7 +197,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
         torch.manual_seed(cfg.random_state * 100_003 + epoch)  # dropout, per epoch
         order = dev.shuffled_order(n_train, cfg.batch_size, rng)
         targets = epoch_targets(sets["train"], label_mode, random_state=cfg.random_state,
-                                epoch=epoch)
+                                epoch=epoch, class_weight=balance)
         steps = bar(train_batches(cfg.batch_size, order, targets),
                     total=math.ceil(len(order) / cfg.batch_size), desc=f"epoch {epoch}")
         tr = train_one_epoch(step_model, steps, optimizer, scheduler, criterion, device,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import chisquare
+from torch import nn
 
 from fer_core import store
 from fer_core.prepare.config import build_config
 from fer_core.train.targets import (
+    TargetLoss,
     draw_labels,
     epoch_targets,
     prepared_label_mode,
@@ -31,7 +34,7 @@ def _saved(dist: np.ndarray) -> store.SavedSet:
 
 def test_probability_draws_match_each_faces_distribution_over_epochs():
     saved, epochs = _saved(DIST), 3000
-    drawn = np.stack([epoch_targets(saved, "probability", random_state=7, epoch=e)
+    drawn = np.stack([epoch_targets(saved, "probability", random_state=7, epoch=e).argmax(1)
                       for e in range(1, epochs + 1)])  # (epochs, faces)
     for face, p in enumerate(DIST):
         support = np.flatnonzero(p)
@@ -62,7 +65,7 @@ def test_an_epochs_draw_repeats_and_epochs_differ():
     one = epoch_targets(saved, "probability", random_state=3, epoch=5)
     assert np.array_equal(one, epoch_targets(saved, "probability", random_state=3, epoch=5))
     assert not np.array_equal(one, epoch_targets(saved, "probability", random_state=3, epoch=6))
-    assert one.dtype == np.int64
+    assert one.dtype == np.float32 and (one.sum(axis=1) == 1).all()  # one-hot draws
 
 
 def test_majority_and_crossentropy_targets():
@@ -70,6 +73,31 @@ def test_majority_and_crossentropy_targets():
     assert epoch_targets(saved, "majority", random_state=0, epoch=1).tolist() == [0, 4, 7]
     soft = epoch_targets(saved, "crossentropy", random_state=0, epoch=1)
     assert soft.dtype == np.float32 and np.array_equal(soft, DIST)
+    # Class weights follow the one-hot labels: a face's row sums to its label's weight.
+    weight = np.arange(1, 9, dtype=np.float32)
+    weighted = epoch_targets(saved, "crossentropy", random_state=0, epoch=1,
+                             class_weight=weight)
+    assert np.allclose(weighted, DIST * weight[[0, 4, 7]][:, None])
+    drawn = epoch_targets(saved, "probability", random_state=0, epoch=1, class_weight=weight)
+    assert np.allclose(drawn.sum(axis=1), [1, 5, 8])  # the label's weight, not the draw's
+
+
+def test_target_loss_weights_faces_by_their_label_and_matches_torch():
+    torch.manual_seed(0)
+    logits, p = torch.randn(6, 4), torch.softmax(torch.randn(6, 4), dim=1)
+    weight, labels = torch.tensor([1.0, 2.0, 3.0, 0.5]), p.argmax(dim=1)
+    for eps in (0.0, 0.1):
+        plain = nn.CrossEntropyLoss(label_smoothing=eps)
+        # unweighted soft targets: torch's own soft cross-entropy
+        assert torch.allclose(TargetLoss(None, eps)(logits, p), plain(logits, p))
+        # weighted: each face's cross-entropy times its label's weight, over their sum
+        per = nn.CrossEntropyLoss(label_smoothing=eps, reduction="none")(logits, p)
+        want = (per * weight[labels]).sum() / weight[labels].sum()
+        got = TargetLoss(weight, eps)(logits, p * weight[labels][:, None])
+        assert torch.allclose(got, want)
+        # class targets: nn.CrossEntropyLoss with the class weights, unchanged
+        hard = nn.CrossEntropyLoss(weight=weight, label_smoothing=eps)(logits, labels)
+        assert torch.allclose(TargetLoss(weight, eps)(logits, labels), hard)
 
 
 def test_the_mode_follows_the_preparation_or_must_match_it(tmp_path):
