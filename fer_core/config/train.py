@@ -121,8 +121,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"unknown model {cfg.model!r}; known models: {', '.join(MODEL_NAMES)}")
     checks = {
         "optimizer": cfg.optimizer in OPTIMIZERS, "schedule": cfg.schedule in SCHEDULES,
-        "device": cfg.device in DEVICES,
-        "label_mode": cfg.label_mode is None or cfg.label_mode in LABEL_MODES, "epochs": cfg.epochs >= 1,
+        "device": cfg.device in DEVICES, "epochs": cfg.epochs >= 1,
+        "label_mode": cfg.label_mode is None or cfg.label_mode in LABEL_MODES,
         "batch_size": cfg.batch_size >= 2, "eval_batch_size": cfg.eval_batch_size >= 1,
         "lr": cfg.lr > 0, "weight_decay": cfg.weight_decay >= 0,
         "warmup_epochs": 0 <= cfg.warmup_epochs <= cfg.epochs,

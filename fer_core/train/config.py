@@ -18,5 +18,5 @@ from fer_core.config.train import (
     validate,
 )
 
-__all__ = ["DEFAULT_MODEL", "DEVICES", "LABEL_MODES", "MODEL_NAMES", "OPTIMIZERS", "RESUME_FREE", "SCHEDULES",
-           "TrainConfig", "validate"]
+__all__ = ["DEFAULT_MODEL", "DEVICES", "LABEL_MODES", "MODEL_NAMES", "OPTIMIZERS",
+           "RESUME_FREE", "SCHEDULES", "TrainConfig", "validate"]

@@ -30,8 +30,13 @@ from fer_core.runtime.device import autocast, resolve_device, seed_everything, s
 from fer_core.runtime.progress import bar
 from fer_core.train.config import RESUME_FREE, TrainConfig, validate
 from fer_core.train.optim import class_weights, make_optimizer, make_scheduler
-from fer_core.train.targets import TargetLoss, batch_source, epoch_targets, \
-    prepared_label_mode, resolve_label_mode
+from fer_core.train.targets import (
+    TargetLoss,
+    batch_source,
+    epoch_targets,
+    prepared_label_mode,
+    resolve_label_mode,
+)
 
 __all__ = ["TrainConfig", "FitResult", "fit", "train_one_epoch", "evaluate"]
 

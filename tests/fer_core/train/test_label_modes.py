@@ -18,8 +18,8 @@ from scipy.special import rel_entr
 from fer_core import store
 from fer_core.models import checkpoint
 from fer_core.train.loop import TrainConfig, fit
-from tests.fer_core._trainfix import REPO, TARBALL
 from tests.conftest import require_fer2013
+from tests.fer_core._trainfix import REPO, TARBALL
 
 VOTES = REPO.parent / "shared" / "data" / "ferplus_votes.csv"
 EMOTIONS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
