@@ -87,7 +87,8 @@ def bench_mode(mode: str, args: argparse.Namespace, data: Path, votes: Path) -> 
     values = yaml.safe_load(args.config.read_text()) | {"label_mode": mode}
     if args.epochs:
         values |= {"epochs": args.epochs,
-                   "warmup_epochs": min(values["warmup_epochs"], args.epochs)}
+                   # one-cycle fails when its rise is the whole run (make_scheduler)
+                   "warmup_epochs": min(values["warmup_epochs"], args.epochs / 2)}
     config = work / f"ferplus_{mode}{tag}.yaml"
     config.write_text(yaml.safe_dump(values, sort_keys=False))
     train_store = work / f"store_train_{mode}{tag}"
