@@ -62,6 +62,25 @@ def run_folder(path: str) -> None:
     raise UsageError(f"{path} {what}; make one with `fer prepare DATA --out {path}`")
 
 
+def label_mode(run_dir: str, config: str | None) -> None:
+    """A training config's ``label_mode`` against what the run's sets were prepared with
+    (``fer_core.config.train.resolve_label_mode``); run_folder checked first."""
+    import json
+
+    from fer_core.config.train import prepared_label_mode, resolve_label_mode
+
+    raw = _mapping(config, read_config(config), "TrainConfig keys") if config else {}
+    run = Path(run_dir)
+    meta = json.loads((run / "sets" / "meta.json").read_text())
+    prepared = (json.loads((run / "prepare.json").read_text()).get("config")
+                if (run / "prepare.json").is_file() else None)
+    try:
+        resolve_label_mode(raw.get("label_mode"), prepared_label_mode(prepared),
+                           has_distribution=bool(meta.get("distribution")), run_dir=run_dir)
+    except ValueError as e:
+        raise UsageError(f"{config or 'label_mode'}: {e}") from None
+
+
 def read_config(path: str) -> object:
     """A YAML (or JSON) config file's content; a syntax error is one line with the file,
     line and column."""

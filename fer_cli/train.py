@@ -61,6 +61,7 @@ def _overrides(args) -> dict:
 def check_train(args) -> None:
     checks.run_folder(args.run_dir)
     checks.train_config(args.train_config, args.model, weights=args.weights, **_overrides(args))
+    checks.label_mode(args.run_dir, args.train_config)
     args.weights = checks.model_reference(args.weights, "--weights")
     if args.name is not None:
         from fer_core.train.trainings import check_name

@@ -8,6 +8,7 @@ fer_core.models.registry.REGISTRY's names and fer_core.runtime.device.DEVICES.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import get_args
 
 from fer_core import UsageError
@@ -27,6 +28,40 @@ OPTIMIZERS, SCHEDULES = ("adamw", "sgd"), ("cosine", "onecycle")
 # How a face's label distribution (a labels file's votes) becomes its training target: the
 # preparation's modes (labels.mode).
 LABEL_MODES: tuple[str, ...] = get_args(LabelsConfig.model_fields["mode"].annotation)
+MAJORITY = "majority"
+
+
+def prepared_label_mode(prepared: Mapping | None) -> str | None:
+    """The labels mode a run's sets were prepared with (prepare.json's
+    ``ingest.labels.mode``), or None when they came from no labels file (or no record)."""
+    labels = ((prepared or {}).get("ingest") or {}).get("labels") or {}
+    return labels.get("mode", MAJORITY) if labels.get("file") else None
+
+
+def _keeps(mode: str) -> str:
+    # probability and crossentropy keep the same faces with the same distributions
+    # (fer_core.prepare.votes): they differ only in the loss.
+    return MAJORITY if mode == MAJORITY else "distribution"
+
+
+def resolve_label_mode(requested: str | None, prepared: str | None, *,
+                       has_distribution: bool, run_dir: object = "") -> str:
+    """The mode a training uses: ``requested`` (the config's ``label_mode``), else the
+    preparation's, else majority. A mode the sets cannot serve is an error saying why."""
+    mode = requested or prepared or MAJORITY
+    if mode not in LABEL_MODES:
+        raise ValueError(f"unknown label_mode {mode!r}; known: {', '.join(LABEL_MODES)}")
+    if mode != MAJORITY and not has_distribution:
+        raise ValueError(f"{run_dir}: label_mode {mode!r} needs label distributions, and the "
+                         "saved sets have none (sets/train/distribution.npy); prepare them "
+                         f"from a file of votes: fer prepare DATA --labels FILE --labels-mode "
+                         f"{mode}")
+    if prepared is not None and _keeps(mode) != _keeps(prepared):
+        raise ValueError(f"{run_dir}: label_mode {mode!r} does not match the sets, prepared "
+                         f"with labels mode {prepared!r} (which decides the training faces: "
+                         "majority drops those without a majority); prepare again with "
+                         f"--labels-mode {mode}, or leave label_mode out to train as prepared")
+    return mode
 
 
 class TrainConfig(Config):

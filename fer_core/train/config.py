@@ -10,13 +10,17 @@ from fer_core.config.train import (
     DEFAULT_MODEL,
     DEVICES,
     LABEL_MODES,
+    MAJORITY,
     MODEL_NAMES,
     OPTIMIZERS,
     RESUME_FREE,
     SCHEDULES,
     TrainConfig,
+    prepared_label_mode,
+    resolve_label_mode,
     validate,
 )
 
-__all__ = ["DEFAULT_MODEL", "DEVICES", "LABEL_MODES", "MODEL_NAMES", "OPTIMIZERS",
-           "RESUME_FREE", "SCHEDULES", "TrainConfig", "validate"]
+__all__ = ["DEFAULT_MODEL", "DEVICES", "LABEL_MODES", "MAJORITY", "MODEL_NAMES", "OPTIMIZERS",
+           "RESUME_FREE", "SCHEDULES", "TrainConfig", "prepared_label_mode",
+           "resolve_label_mode", "validate"]

@@ -14,12 +14,14 @@ target carries that weight as its sum (``TargetLoss``), so batching, mixup and c
 handle one tensor as they do class targets.
 
 Which faces a set holds is decided by the preparation's ``labels.mode`` (majority drops the
-faces without a majority, the other two keep them), so a training mode must match it.
+faces without a majority, the other two keep them), so a training mode must match it
+(``resolve_label_mode``, torch-free in fer_core.config.train so the command line checks it
+before torch loads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,47 +30,18 @@ from torch import nn
 
 from fer_core import store
 from fer_core.runtime import device as dev
-from fer_core.train.config import LABEL_MODES
+from fer_core.train.config import (
+    LABEL_MODES,
+    MAJORITY,
+    prepared_label_mode,
+    resolve_label_mode,
+)
 
 __all__ = ["LABEL_MODES", "BatchSource", "TargetLoss", "batch_source", "draw_labels",
            "epoch_targets", "prepared_label_mode", "resolve_label_mode"]
 
-MAJORITY = "majority"
 # A third entry in the seed keeps the draws apart from the epoch's shuffle and augmentation.
 _DRAW_STREAM = 1
-
-
-def prepared_label_mode(prepared: Mapping | None) -> str | None:
-    """The labels mode a run's sets were prepared with (prepare.json's
-    ``ingest.labels.mode``), or None when they came from no labels file (or no record)."""
-    labels = ((prepared or {}).get("ingest") or {}).get("labels") or {}
-    return labels.get("mode", MAJORITY) if labels.get("file") else None
-
-
-def _keeps(mode: str) -> str:
-    # probability and crossentropy keep the same faces with the same distributions
-    # (fer_core.prepare.votes): they differ only in the loss.
-    return MAJORITY if mode == MAJORITY else "distribution"
-
-
-def resolve_label_mode(requested: str | None, prepared: str | None, *,
-                       has_distribution: bool, run_dir: object = "") -> str:
-    """The mode a training uses: ``requested`` (the config's ``label_mode``), else the
-    preparation's, else majority. A mode the sets cannot serve is an error saying why."""
-    mode = requested or prepared or MAJORITY
-    if mode not in LABEL_MODES:
-        raise ValueError(f"unknown label_mode {mode!r}; known: {', '.join(LABEL_MODES)}")
-    if mode != MAJORITY and not has_distribution:
-        raise ValueError(f"{run_dir}: label_mode {mode!r} needs label distributions, and the "
-                         "saved sets have none (sets/train/distribution.npy); prepare them "
-                         f"from a file of votes: fer prepare DATA --labels FILE --labels-mode "
-                         f"{mode}")
-    if prepared is not None and _keeps(mode) != _keeps(prepared):
-        raise ValueError(f"{run_dir}: label_mode {mode!r} does not match the sets, prepared "
-                         f"with labels mode {prepared!r} (which decides the training faces: "
-                         "majority drops those without a majority); prepare again with "
-                         f"--labels-mode {mode}, or leave label_mode out to train as prepared")
-    return mode
 
 
 def draw_labels(distribution: np.ndarray, rng: np.random.Generator) -> np.ndarray:

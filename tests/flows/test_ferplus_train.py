@@ -5,6 +5,9 @@ having no majority are counted; `fer evaluate` says the same."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import pandas as pd
 import torch
@@ -35,6 +38,16 @@ def test_published_ferplus_accuracy_is_the_models_on_majority_labels(
     assert main(["prepare", str(root), "--labels", str(labels), "--preset", "ferplus",
                  "--labels-mode", "crossentropy", "--no-align", "--augment", "none",
                  "--store", str(tmp_path / "store"), "--out", str(run)]) == 0
+    # A label_mode the sets cannot serve fails at once, naming both modes (exit 2).
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("label_mode: majority\n")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["train", str(run), "--config", str(wrong)]) == 2
+    assert "label_mode 'majority'" in err.getvalue()
+    assert "prepared with labels mode 'crossentropy'" in err.getvalue()
+    assert not (run / "train").exists()
+
     config = tmp_path / "train.yaml"
     config.write_text("batch_size: 16\naugment: false\ndevice: cpu\nnum_threads: 1\n"
                       "hflip_tta: true\n")
