@@ -99,3 +99,27 @@ def test_crossentropy_predicts_the_vote_distributions_better_than_majority(
         assert store.read_json(out / "reports" / "metrics.json")["label_mode"] == mode
         kl[mode] = _last_model_kl(out, held_images, held_p)
     assert kl["crossentropy"] < kl["majority"], kl
+
+
+def test_probability_mode_resumes_with_the_same_draws(ferplus_run, tmp_path):
+    """Each epoch's draws come from (random_state, epoch): a run interrupted after its first
+    epoch and resumed ends with the uninterrupted run's weights, and a run with another
+    seed draws (and so ends) otherwise."""
+    run, _images, _p = ferplus_run
+    cfg = TrainConfig(**{**STEPS, "epochs": 2}, label_mode="probability")
+
+    def stop_after_first(record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    whole = fit(run, cfg, out_dir=tmp_path / "whole", resume=False)
+    with pytest.raises(KeyboardInterrupt):
+        fit(run, cfg, out_dir=tmp_path / "cut", resume=False, progress=stop_after_first)
+    resumed = fit(run, cfg, out_dir=tmp_path / "cut")
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in whole.history]
+    a = checkpoint.load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")[0]["model"]
+    b = checkpoint.load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")[0]["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = fit(run, cfg.model_copy(update={"random_state": 1, "epochs": 1}),
+                out_dir=tmp_path / "other", resume=False)
+    assert other.history[0]["train_loss"] != whole.history[0]["train_loss"]
