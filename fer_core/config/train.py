@@ -50,14 +50,14 @@ def resolve_label_mode(requested: str | None, prepared: str | None, *,
     preparation's, else majority. A mode the sets cannot serve is an error saying why."""
     mode = requested or prepared or MAJORITY
     if mode not in LABEL_MODES:
-        raise ValueError(f"unknown label_mode {mode!r}; known: {', '.join(LABEL_MODES)}")
+        raise UsageError(f"unknown label_mode {mode!r}; known: {', '.join(LABEL_MODES)}")
     if mode != MAJORITY and not has_distribution:
-        raise ValueError(f"{run_dir}: label_mode {mode!r} needs label distributions, and the "
+        raise UsageError(f"{run_dir}: label_mode {mode!r} needs label distributions, and the "
                          "saved sets have none (sets/train/distribution.npy); prepare them "
                          f"from a file of votes: fer prepare DATA --labels FILE --labels-mode "
                          f"{mode}")
     if prepared is not None and _keeps(mode) != _keeps(prepared):
-        raise ValueError(f"{run_dir}: label_mode {mode!r} does not match the sets, prepared "
+        raise UsageError(f"{run_dir}: label_mode {mode!r} does not match the sets, prepared "
                          f"with labels mode {prepared!r} (which decides the training faces: "
                          "majority drops those without a majority); prepare again with "
                          f"--labels-mode {mode}, or leave label_mode out to train as prepared")
