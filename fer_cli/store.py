@@ -8,7 +8,8 @@ from fer_cli import checks
 def register(sub) -> None:
     p = sub.add_parser("store", help="the result store: gc")
     p.set_defaults(func=cmd_gc, check=check_gc)  # its one sub-command, for now
-    ops = p.add_subparsers(dest="store_command", required=True)
+    ops = p.add_subparsers(dest="store_command", required=True,
+                           help="gc: remove the results no run refers to")
     gc = ops.add_parser("gc", help="remove results no recorded, still existing run refers to "
                         "(never one a live run holds a lock on)")
     gc.add_argument("store", help="the store folder (a run's default is RUN_DIR/store)")

@@ -272,13 +272,17 @@ def test_every_option_of_every_command_says_what_it_is():
                     if isinstance(a, argparse._SubParsersAction)).choices
     assert {"prepare", "demo", "train", "evaluate", "pipeline", "predict", "serve",
             "audit"} <= set(commands)
-    for name, command in commands.items():
+    todo = list(commands.items())
+    while todo:  # sub-commands of sub-commands too (fer store gc)
+        name, command = todo.pop()
         for action in command._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
             what = action.option_strings or action.dest
             assert action.help and action.help.strip(), (name, what)
             assert "\n" not in action.help, (name, what)
+            if isinstance(action, argparse._SubParsersAction):
+                todo += [(f"{name} {n}", c) for n, c in action.choices.items()]
     for name in ("train", "pipeline"):
         model = next(a for a in commands[name]._actions if "--model" in a.option_strings)
         assert all(m in model.help for m in MODEL_NAMES), model.help
