@@ -147,14 +147,19 @@ def cmd_demo(args) -> int:
     """The main job on the embedded default: make the demo dataset, then the pipeline."""
     from fer_cli.train import cmd_pipeline
     from fer_core.datasets.demo import DemoConfig, demo_images
-    from fer_core.store import write_dataset
+    from fer_core.store import write_dataset, write_json
 
     data = Path(args.out) / "data"
     n = write_dataset(data, demo_images(DemoConfig(per_class=args.per_class)))
     print(f"demo dataset: {n} files in {data}")
+    # The drawn faces share one template, so their perceptual hashes join most of them, of
+    # every class, into one group of near-duplicates that the split keeps whole: that would
+    # leave validation empty. They are distinct faces by construction; the split is per image.
+    config = Path(args.out) / "demo_prepare.json"
+    write_json(config, {"split": {"group_near_duplicates": False}})
     return cmd_pipeline(argparse.Namespace(
         data=str(data), out=args.out, classes=None, class_map=None, augment="auto",
-        no_align=False, prepare_config=None, store=None, train_config=None,
+        no_align=False, prepare_config=str(config), store=None, train_config=None,
         model="compact_cnn", epochs=args.epochs, batch_size=32, lr=None, device=None, seed=None))
 
 

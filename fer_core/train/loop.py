@@ -20,7 +20,7 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from fer_core import store
+from fer_core import UsageError, store
 from fer_core.evaluate import majority
 from fer_core.evaluate import score as ev
 from fer_core.models import checkpoint as ckpt
@@ -138,6 +138,12 @@ def _load_splits(run_dir: str | os.PathLike) -> dict[str, store.SavedSet]:
     """train and val, then every other set the run is scored on: test and the named
     subsets of it (``fer prepare --subset``, e.g. test_private)."""
     sets = {s: store.load_set(run_dir, s) for s in ("train", "val")}
+    for s, use in (("train", "train on"), ("val", "select the epoch on")):
+        if len(sets[s].targets) == 0:
+            raise UsageError(
+                f"{run_dir}: the {s} split is empty, so there is nothing to {use}; see "
+                "reports/split.csv and reports/split_groups.csv (a group of near-duplicates "
+                "is never split; split.group_near_duplicates: false turns that off)")
     for s in store.evaluation_splits(run_dir):
         if s not in sets:
             sets[s] = store.load_set(run_dir, s)

@@ -158,10 +158,12 @@ def index(run_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per training: name, recipe, starting checkpoint, epochs, wall time, accuracy
     and macro-F1 on val, test and every named subset, lineage; the alias marked."""
     current, rows = None, []
+    # The alias is a copy (never a link: fer_core.store.publish), so it is found by content.
     alias_pt = Path(run_dir) / MODEL / "best.pt"
+    alias_sha = store.file_sha256(alias_pt) if alias_pt.is_file() else None
     for r in records(run_dir):
         pt = training_dir(run_dir, r["name"]) / MODEL / "best.pt"
-        if alias_pt.is_file() and pt.is_file() and os.path.samefile(alias_pt, pt):
+        if alias_sha and pt.is_file() and store.file_sha256(pt) == alias_sha:
             current = r["name"]
         metrics = split_metrics(store.read_json(training_dir(run_dir, r["name"]) / REPORTS
                                                 / "metrics.json"))

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fer_core import MissingInput
+
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "fer2013_vgg_faces.pt"
 
 
 def default_checkpoint() -> Path:
-    """The shipped checkpoint's path, or FileNotFoundError naming where it should be."""
+    """The shipped checkpoint's path, or MissingInput naming where it should be."""
     if not DEFAULT_CHECKPOINT.is_file():
-        raise FileNotFoundError(
+        raise MissingInput(
             f"no shipped model at {DEFAULT_CHECKPOINT}: pass --model with a checkpoint "
             "written by `fer train` (RUN_DIR/model/best.pt), or install a fer-pipeline "
             "that ships its weights")
