@@ -68,7 +68,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     total = cfg.epochs * steps_per_epoch
     warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
     if cfg.schedule == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
+        peaks = [g["lr"] for g in optimizer.param_groups]  # lr, or lr * backbone_lr_scale
+        return sched.OneCycleLR(optimizer, max_lr=peaks, total_steps=total,
                                 pct_start=max(warm, 1) / total,
                                 cycle_momentum=cfg.optimizer == "sgd")
     cosine = sched.CosineAnnealingLR(optimizer, T_max=total - warm, eta_min=0.0)

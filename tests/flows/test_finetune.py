@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
 from sklearn.metrics import accuracy_score
 
 from fer_cli.main import main
