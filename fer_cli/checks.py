@@ -57,10 +57,7 @@ def start_model(config: str | None, model: str | None, weights: str | None) -> N
         return
     from fer_core.models.reference import start_model as architecture
 
-    try:
-        architecture(model_reference(weights, "--weights"), model or raw.get("model"))
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    architecture(model_reference(weights, "--weights"), model or raw.get("model"))
 
 
 def out_folder(path: str | None, option: str = "--out") -> None:

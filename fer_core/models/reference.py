@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_core import MissingInput
+from fer_core import MissingInput, UsageError
 from fer_core.models.weights import DEFAULT_CHECKPOINT, WEIGHTS_DIR
 
 # Shipped models by name; each checkpoint's file stem names it too.
@@ -57,9 +57,9 @@ def checkpoint_model(path: str | os.PathLike) -> str | None:
 def start_model(weights: str | os.PathLike, model: str | None) -> str | None:
     """The model a training that starts from ``weights`` builds: the checkpoint's own
     architecture unless ``model`` names one; a ``model`` that cannot take those weights is
-    a ValueError naming both. None: a bare state_dict and no ``model``."""
+    a UsageError naming both. None: a bare state_dict and no ``model``."""
     own = checkpoint_model(weights)
     if model is not None and own is not None and model != own:
-        raise ValueError(f"model {model!r} cannot start from the weights {weights}: that "
+        raise UsageError(f"model {model!r} cannot start from the weights {weights}: that "
                          f"checkpoint is a {own!r}; leave the model unset (or ask for {own!r})")
     return model or own
