@@ -47,6 +47,19 @@ def model_reference(ref: str | None, option: str) -> str | None:
         raise UsageError(f"{option} {e}") from None
 
 
+def start_model(config: str | None, model: str | None, weights: str | None) -> None:
+    """A training that starts from ``weights`` (the command line's, else the config file's)
+    builds the checkpoint's architecture; a model (``--model``, else the file's) that cannot
+    take those weights fails here, before any training."""
+    raw = _mapping(config, read_config(config), "TrainConfig keys") if config else {}
+    weights = weights or raw.get("weights")
+    if weights is None:
+        return
+    from fer_core.models.reference import start_model as architecture
+
+    architecture(model_reference(weights, "--weights"), model or raw.get("model"))
+
+
 def out_folder(path: str | None, option: str = "--out") -> None:
     if path is not None and Path(path).exists() and not Path(path).is_dir():
         raise UsageError(f"{option} {path}: exists and is not a folder")

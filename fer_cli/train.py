@@ -63,6 +63,7 @@ def check_train(args) -> None:
     checks.train_config(args.train_config, args.model, weights=args.weights, **_overrides(args))
     checks.label_mode(args.run_dir, args.train_config)
     args.weights = checks.model_reference(args.weights, "--weights")
+    checks.start_model(args.train_config, args.model, args.weights)
     if args.name is not None:
         from fer_core.train.trainings import check_name
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow
 
 from fer_core import UsageError, store
-from fer_core.models.reference import resolve_model
+from fer_core.models.reference import resolve_model, start_model
 from fer_core.prepare.config import evaluation_config
 from fer_core.store.gc import records_run
 from fer_core.train import trainings
@@ -32,10 +32,15 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
                  **overrides) -> TrainConfig:
     """A config file (YAML), then the keys set in ``options``, then the non-None keyword
     overrides on top."""
-    values = TrainConfig.from_file(config_file).to_dict() if config_file else {}
+    values = TrainConfig.from_file(config_file).model_dump(exclude_unset=True) \
+        if config_file else {}
     values.update(options.model_dump(exclude_unset=True) if options else {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(values)
+    if values.get("weights"):  # fine-tuning: the checkpoint's architecture by default
+        values["weights"] = str(resolve_model(values["weights"]))
+        values["model"] = start_model(values["weights"], values.get("model")) \
+            or values.get("model")
+    return TrainConfig.from_dict({k: v for k, v in values.items() if v is not None})
 
 
 @records_run("train", run="run_dir")

@@ -104,6 +104,10 @@ class TrainConfig(Config):
     # Grey models turn every input grey (recorded in the checkpoint, so evaluate, predict
     # and export do the same to colour faces); None: grey when the training faces are.
     grayscale: bool | None = None
+    # Fine-tuning from ``weights``: the backbone learns at lr * backbone_lr_scale (the head
+    # at lr), and the first freeze_epochs epochs train the head only.
+    backbone_lr_scale: float = 1.0
+    freeze_epochs: int = 0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -167,6 +171,8 @@ def validate(cfg: TrainConfig) -> None:
         "crop_translate": 0 <= cfg.crop_translate < 0.5, "crop_scale": 0 <= cfg.crop_scale < 1,
         "rotate_deg": 0 <= cfg.rotate_deg <= 180,
         "num_threads": cfg.num_threads is None or cfg.num_threads >= 1,
+        "backbone_lr_scale": 0 < cfg.backbone_lr_scale <= 1,
+        "freeze_epochs": 0 <= cfg.freeze_epochs < cfg.epochs,
     }
     bad = [f"{k}={getattr(cfg, k)!r}" for k, ok in checks.items() if not ok]
     if bad:

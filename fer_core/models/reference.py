@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_core import MissingInput
+from fer_core import MissingInput, UsageError
 from fer_core.models.weights import DEFAULT_CHECKPOINT, WEIGHTS_DIR
 
 # Shipped models by name; each checkpoint's file stem names it too.
@@ -41,3 +41,25 @@ def resolve_model(ref: str | os.PathLike) -> Path:
             "`fer train` wrote into")
     raise MissingInput(f"model {text!r}: no such file or folder, and not a shipped model "
                             f"({', '.join(shipped_names())})")
+
+
+def checkpoint_model(path: str | os.PathLike) -> str | None:
+    """The architecture a checkpoint's metadata names (the JSON beside it), or None for a
+    bare state_dict."""
+    meta = Path(path).with_suffix(".json")
+    if not meta.is_file():
+        return None
+    import json
+
+    return json.loads(meta.read_text(encoding="utf-8")).get("model")
+
+
+def start_model(weights: str | os.PathLike, model: str | None) -> str | None:
+    """The model a training that starts from ``weights`` builds: the checkpoint's own
+    architecture unless ``model`` names one; a ``model`` that cannot take those weights is
+    a UsageError naming both. None: a bare state_dict and no ``model``."""
+    own = checkpoint_model(weights)
+    if model is not None and own is not None and model != own:
+        raise UsageError(f"model {model!r} cannot start from the weights {weights}: that "
+                         f"checkpoint is a {own!r}; leave the model unset (or ask for {own!r})")
+    return model or own

@@ -24,11 +24,13 @@ from fer_core import UsageError, store
 from fer_core.evaluate import majority
 from fer_core.evaluate import score as ev
 from fer_core.models import checkpoint as ckpt
-from fer_core.models.registry import create_model, grey_input
+from fer_core.models.registry import grey_input
+from fer_core.models.transfer import set_backbone_frozen
 from fer_core.runtime import device as dev
 from fer_core.runtime.device import autocast, resolve_device, seed_everything, set_threads
 from fer_core.runtime.progress import bar
 from fer_core.train.config import RESUME_FREE, TrainConfig, validate
+from fer_core.train.finetune import backbone_frozen, starting_model
 from fer_core.train.optim import class_weights, make_optimizer, make_scheduler
 from fer_core.train.targets import (
     TargetLoss,
@@ -176,11 +178,9 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
 
     # Judged on validation: it holds the dataset's faces as they are, where the training
     # split also holds noise-augmented copies whose noise differs per channel.
-    grey = _grey_faces(sets["val"]) if cfg.grayscale is None else cfg.grayscale
     seed_everything(cfg.random_state)
-    model = create_model(cfg.model, num_classes=len(classes), grayscale=grey)
-    if cfg.weights is not None:
-        ckpt.load_weights(model, cfg.weights)
+    model, grey, start = starting_model(cfg, classes, _grey_faces(sets["val"]))
+    lineage = {**(lineage or {}), **({"start": start} if start else {})}
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -206,6 +206,7 @@ def fit(run_dir: str | os.PathLike, cfg: TrainConfig, *, out_dir: str | os.PathL
             break
         rng = np.random.default_rng([cfg.random_state, epoch])
         torch.manual_seed(cfg.random_state * 100_003 + epoch)  # dropout, per epoch
+        set_backbone_frozen(model, backbone_frozen(cfg, epoch))
         order = dev.shuffled_order(n_train, cfg.batch_size, rng)
         targets = epoch_targets(sets["train"], label_mode, random_state=cfg.random_state,
                                 epoch=epoch, class_weight=balance)

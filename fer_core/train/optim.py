@@ -8,6 +8,7 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
+from fer_core.models.transfer import is_head
 from fer_core.train.config import TrainConfig
 
 __all__ = ["class_weights", "make_optimizer", "make_scheduler"]
@@ -40,10 +41,17 @@ def class_weights(labels: np.ndarray, num_classes: int | None = None) -> np.ndar
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on BatchNorm/LayerNorm scales and biases: decaying them only hurts.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    plain = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": plain, "weight_decay": 0.0}]
+    # Fine-tuning (backbone_lr_scale < 1): the head's groups first at lr, the backbone's
+    # at lr * scale; the schedules scale every group's rate alike.
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    parts = [(named, 1.0)]
+    if cfg.backbone_lr_scale != 1.0:
+        head = {n for n, _ in named if is_head(model, n)}
+        parts = [([x for x in named if x[0] in head], 1.0),
+                 ([x for x in named if x[0] not in head], cfg.backbone_lr_scale)]
+    groups = [{"params": [p for _, p in part if (p.ndim > 1) == decays],
+               "weight_decay": cfg.weight_decay if decays else 0.0, "lr": cfg.lr * scale}
+              for part, scale in parts for decays in (True, False)]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -60,7 +68,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     total = cfg.epochs * steps_per_epoch
     warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
     if cfg.schedule == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
+        peaks = [g["lr"] for g in optimizer.param_groups]  # lr, or lr * backbone_lr_scale
+        return sched.OneCycleLR(optimizer, max_lr=peaks, total_steps=total,
                                 pct_start=max(warm, 1) / total,
                                 cycle_momentum=cfg.optimizer == "sgd")
     cosine = sched.CosineAnnealingLR(optimizer, T_max=total - warm, eta_min=0.0)

@@ -45,7 +45,10 @@ def test_bench_configs_load_and_keep_the_default_class_weights(path):
     cfg = TrainConfig.from_file(path)
     # The benchmarks report what `fer train` gives users: the paper's class-weighted loss.
     assert cfg.class_weights is TrainConfig().class_weights is True
-    assert cfg.model == {"gpu_resnet18": "resnet18"}.get(path.stem, "vgg_faces")
+    # finetune_small names no model: --weights picks the checkpoint's (flows.train).
+    want = {"gpu_resnet18": "resnet18", "finetune_small": "resnet18"}.get(path.stem, "vgg_faces")
+    assert cfg.model == want
+    assert ("model" in cfg.model_fields_set) == (path.stem != "finetune_small")
 
 
 def test_config_round_trips_through_a_dict():
