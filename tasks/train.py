@@ -130,7 +130,7 @@ def cross_evaluate_task(checkpoint_path: str, prepared_dir: str, run_dir: str, n
     return {v: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for v, m in scores.items()}
 
 
-@task(name="publish-model", task_run_name="publish-training-{name}", **task_options(None))
+@task(name="publish-model", task_run_name="publish-model-{name}", **task_options(None))
 def publish_model_task(trained: Ref, run_dir: str, name: str, identity: dict) -> dict:
     """The best checkpoint and its reports to RUN_DIR/train/NAME, RUN_DIR/model and
     RUN_DIR/reports following the latest training (or the promoted one); the index.
