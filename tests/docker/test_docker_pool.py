@@ -147,7 +147,7 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
 
         artifacts = httpx.post(f"{api}/artifacts/filter", timeout=30, json={
             "artifacts": {"flow_run_id": {"any_": [flow_run]}}}).json()
-        assert {"table-split", "table-alignment", "prepare-figures"} <= {
+        assert {"table-2-split", "table-3-alignment", "figure-4-augmented"} <= {
             a["key"] for a in artifacts}
 
         run("train/train", "-p", f"run_dir={process_run}", *train_args)
