@@ -38,8 +38,8 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import shlex  # noqa: E402
 
+from bench.measure import command_line  # noqa: E402
 from fer_core.prepare import (
     align,
     resize,  # noqa: E402
@@ -144,7 +144,7 @@ def main() -> None:
     faces, names = load_faces(Path(args.data), args.faces, rng)
     astro = astronaut_face()
     result = {
-        "command": shlex.join([sys.executable, *sys.argv]), "machine": machine_info(),
+        "command": command_line(), "machine": machine_info(),
         "config": cfg.__dict__,
         "max_turn_deg": MAX_TURN, "seed": args.seed,
         "targets": {"detected_pct": ">= 97", "median_abs_deg": "<= 1.5", "p90_abs_deg": "<= 4"},

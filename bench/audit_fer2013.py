@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from measure import CpuWatch, cpu_model, now, run_cli, total_ram_bytes  # noqa: E402
+from measure import CpuWatch, command_line, cpu_model, now, run_cli, total_ram_bytes  # noqa: E402
 
 from fer_core import store
 from fer_core.audit import labels as audit  # noqa: E402
@@ -85,7 +84,7 @@ def main() -> None:
     ap.add_argument("--results", default=str(REPO / "bench/results/audit_fer2013.json"))
     args = ap.parse_args()
     out = Path(args.results)
-    result = {"command": shlex.join([sys.executable, *sys.argv]),
+    result = {"command": command_line(),
               "machine": {"cpu": cpu_model(), "cpus": len(os.sched_getaffinity(0)),
                           "ram_bytes": total_ram_bytes()}, "flips": []}
     for model in filter(None, args.models.split(",")):

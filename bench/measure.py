@@ -93,7 +93,19 @@ def machine_info() -> dict:
 
 def command_line() -> str:
     """This benchmark's command, as typed."""
-    return shlex.join([sys.executable, *sys.argv])
+    return shown_command([sys.executable, *sys.argv])
+
+
+def shown_command(cmd: list[str]) -> str:
+    """``cmd`` as a result file records it: paths in this checkout or beside it (the venv,
+    ../shared) relative to the repository, so a result names no folder of the machine."""
+    def shown(arg: str) -> str:
+        flag, eq, value = arg.rpartition("=") if arg.startswith("--") else ("", "", arg)
+        if os.path.isabs(value) and Path(value).is_relative_to(REPO.parent):
+            value = os.path.relpath(value, REPO)
+        return f"{flag}{eq}{value}"
+
+    return shlex.join(shown(str(a)) for a in cmd)
 
 
 def write_result(path: Path, record: dict) -> Path:
@@ -209,7 +221,7 @@ def run_cli(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dic
                 maxrss_kib, how = int(line.rsplit(":", 1)[1]), "/usr/bin/time -v"
     print(f"    exit {proc.returncode}, wall {wall:.1f} s, peak RSS {maxrss_kib / 1024:.0f} MiB "
           f"(tree sampled: {mib(peak['VmRSS'])} MiB, anon {mib(peak['RssAnon'])} MiB)", flush=True)
-    return {"command": shlex.join(cmd), "extra_env": env or {}, "returncode": proc.returncode,
+    return {"command": shown_command(cmd), "extra_env": env or {}, "returncode": proc.returncode,
             "wall_seconds": round(wall, 2),
             "peak_rss_bytes": maxrss_kib * 1024, "peak_rss_mib": round(maxrss_kib / 1024, 1),
             "peak_rss_from": how + ": the largest single process of the tree",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from measure import CpuWatch, cpu_model, mib, now, peak_rss_bytes, total_ram_bytes  # noqa: E402
+from measure import CpuWatch, command_line, cpu_model, mib, now, peak_rss_bytes, total_ram_bytes  # noqa: E402
 
 from fer_core import store  # noqa: E402
 from fer_core.datasets.near_copies import EDITS, distinct, near_copy  # noqa: E402
@@ -149,7 +148,7 @@ def main() -> None:
     ap.add_argument("--skip-made", action="store_true")
     args = ap.parse_args()
     out = Path(args.results)
-    result = {"command": shlex.join([sys.executable, *sys.argv]),
+    result = {"command": command_line(),
               "machine": {"cpu": cpu_model(), "cpus": len(__import__("os").sched_getaffinity(0)),
                           "ram_bytes": total_ram_bytes()}}
     if not args.skip_made:

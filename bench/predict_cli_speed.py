@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from measure import CpuWatch, run_cli  # noqa: E402
+from measure import CpuWatch, command_line, run_cli  # noqa: E402
 from predict_speed import BenchConfig, face_images, photo  # noqa: E402
 
 from fer_core.models.weights import default_checkpoint  # noqa: E402
@@ -87,7 +86,7 @@ def main() -> None:
     faces_res = workload(faces, args.work, "face128")
     photos_res = workload([photo(astronaut)] * args.photos, args.work, "photo640")
     record = {
-        "command": shlex.join([sys.executable, *sys.argv]), "machine": machine_info(),
+        "command": command_line(), "machine": machine_info(),
         "model": str(default_checkpoint().relative_to(REPO)), "targets": TARGETS,
         "face128": faces_res, "photo640x480": photos_res,
         "summary": {"images_128_per_s": faces_res["images_per_s"],

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shlex
 import shutil
 import sys
 import time
@@ -45,7 +44,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.measure import CpuWatch, write_result  # noqa: E402
+from bench.measure import CpuWatch, command_line, write_result  # noqa: E402
 from fer_core import store  # noqa: E402
 from fer_core.datasets import planted  # noqa: E402
 from fer_core.infer import video  # noqa: E402
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("no --checkpoint and no shipped model in fer_core/weights")
     cfg = replace(PredictConfig(device="cpu"), margin=args.margin, shift=args.shift)
     result = {"benchmark": "predict_vs_evaluate", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": shlex.join([sys.executable, *sys.argv]),
+              "command": command_line(),
               "checkpoint": {"path": str(ckpt), "sha256": sha256(Path(ckpt))},
               "run": str(args.run), "data": str(args.data), "seed": args.seed,
               "synthesis": {"face_px": planted.FACE_PX, "canvas_times_face": planted.CANVAS,

@@ -52,6 +52,7 @@ from measure import (  # noqa: E402 - bench/ is on sys.path when run as a script
     machine_info,
     rate,
     run_cli,
+    shown_command,
     write_result,
 )
 
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     files = count_files(data)
     record: dict = {
         "benchmark": "fer prepare on FER2013, fresh (bench/prepare_fer2013.py)",
-        "command": command_line() if argv is None else shlex.join([sys.executable, __file__,
+        "command": command_line() if argv is None else shown_command([sys.executable, __file__,
                                                                    *argv]),
         "machine": machine_info(), "note": args.note,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from bench.measure import CpuWatch, run_cli  # noqa: E402
+from bench.measure import CpuWatch, command_line, run_cli  # noqa: E402
 from fer_core.runtime.device import machine_info  # noqa: E402
 
 
@@ -95,7 +94,7 @@ def main() -> None:
     result = run_cli(cmd, args.work / f"prepare_memory_{tag}.log")
     result["cpu"] = watch.result()
     alignment = run / "reports/alignment.csv"
-    record = {"command": shlex.join([sys.executable, *sys.argv]), "machine": machine_info(),
+    record = {"command": command_line(), "machine": machine_info(),
               "data": {"path": str(data), **built}, "prepare": result,
               "alignment_csv": alignment.read_text() if alignment.exists() else None,
               "target": "peak RSS <= 3 GB (issue 10)"}
