@@ -27,6 +27,7 @@ from fer_core.config.train import TrainConfig
 from fer_core.evaluate.score import REPORTS, split_metrics
 
 TRAIN, INDEX, PROMOTED, RECORD = "train", "index.csv", "promoted.json", "training.json"
+ALIASED = ".alias-files.json"  # in RUN/train: the files the alias last published
 MODEL = "model"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -93,13 +94,19 @@ def publish(trained: str | os.PathLike, best_pt: str | os.PathLike, run_dir: str
     """A stored training result into RUN/train/NAME (copies, fer_core.store.publish) with its
     record."""
     out = training_dir(run_dir, name)
+    before = store.read_json(out / RECORD) if (out / RECORD).is_file() else {}
+    same = before.get("result") == record.get("result")
+    if not same:
+        # Replaced: what the old training left (a report the new one lacks, an evaluation
+        # of the old model) would be read as the new one's.
+        _retire([p for sub in (MODEL, REPORTS) if (out / sub).is_dir()
+                 for p in (out / sub).iterdir()], keep=set())
     for suffix in (".pt", ".json"):
         store.publish(Path(best_pt).with_suffix(suffix), out / MODEL / f"best{suffix}", run_dir)
     for report in sorted((Path(trained) / REPORTS).iterdir()):
         if report.is_file():
             store.publish(report, out / REPORTS / report.name, run_dir)
-    before = store.read_json(out / RECORD) if (out / RECORD).is_file() else {}
-    created = before.get("created") if before.get("result") == record.get("result") else None
+    created = before.get("created") if same else None
     now = datetime.now(UTC).isoformat(timespec="seconds")
     store.write_json(out / RECORD, {"name": name, **record, "created": created or now})
     return out
@@ -124,11 +131,24 @@ def alias(run_dir: str | os.PathLike, latest: str) -> str:
     """RUN/model and RUN/reports as the promoted training's (else ``latest``'s); its name."""
     name = promoted(run_dir) or latest
     src = training_dir(run_dir, name)
-    for sub in (MODEL, REPORTS):
-        for f in sorted((src / sub).iterdir()):
-            if f.is_file():
-                store.publish(f, Path(run_dir) / sub / f.name, run_dir)
+    published = [Path(sub) / f.name for sub in (MODEL, REPORTS)
+                 for f in sorted((src / sub).iterdir()) if f.is_file()]
+    for rel in published:
+        store.publish(src / rel, Path(run_dir) / rel, run_dir)
+    # RUN/reports also holds the preparation's reports: only what the alias itself put
+    # there before, and the new training lacks, is taken away.
+    listed = Path(run_dir) / TRAIN / ALIASED
+    before = store.read_json(listed) if listed.is_file() else []
+    _retire([Path(run_dir) / rel for rel in before],
+            keep={Path(run_dir) / rel for rel in published})
+    store.write_json(listed, sorted(p.as_posix() for p in published))
     return name
+
+
+def _retire(files: list[Path], keep: set[Path]) -> None:
+    for f in files:
+        if f not in keep and f.is_file():
+            f.unlink()
 
 
 def promote(run_dir: str | os.PathLike, name: str) -> Path:

@@ -122,6 +122,24 @@ def test_two_named_trainings_are_kept_compared_and_promoted(prefect_backend, run
         two / "model" / "best.pt")
     assert same_file(out / "reports" / "metrics.json", one / "reports" / "metrics.json")
 
+    # --replace: what the replaced training left (a report the new one lacks) is gone from
+    # its folder and from the alias's RUN/reports; the preparation's reports there stay.
+    (one / "reports" / "stale.csv").write_text("the old training's\n")
+    (out / "reports" / "near_duplicates.csv").write_text("the preparation's\n")
+    assert main(["promote", str(out), "one"]) == 0
+    assert (out / "reports" / "stale.csv").is_file()
+    assert main([*base, "--name", "one", "--epochs", "1", "--lr", "0.001", "--replace"]) == 0
+    assert not (one / "reports" / "stale.csv").exists()
+    assert not (out / "reports" / "stale.csv").exists()
+    assert (out / "reports" / "near_duplicates.csv").read_text() == "the preparation's\n"
+    assert same_file(out / "model" / "best.pt", one / "model" / "best.pt")
+    assert sorted(p.name for p in (out / "reports").iterdir()) == sorted(
+        ["near_duplicates.csv", *(p.name for p in (one / "reports").iterdir())])
+    # Promoting the other one swaps the alias's files whole.
+    assert main(["promote", str(out), "two"]) == 0
+    assert sorted(p.name for p in (out / "reports").iterdir()) == sorted(
+        ["near_duplicates.csv", *(p.name for p in (two / "reports").iterdir())])
+
 
 @pytest.mark.fer2013
 def test_fer_serve_shows_the_lineage(run):
