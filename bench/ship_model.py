@@ -12,6 +12,7 @@ Every figure in the card comes from the result JSON that bench/train_fer2013.py 
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -21,11 +22,12 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.measure import shown_command  # noqa: E402
 from fer_core import store  # noqa: E402
 from fer_core.models.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
 from fer_core.train.loop import _grey_faces  # noqa: E402
 
-WEIGHTS = REPO / "fer_core" / "weights"
+WEIGHTS = REPO / "fer_core" / "models" / "weights"
 CARD = REPO / "docs" / "MODEL_CARD.md"
 NAME = "fer2013_vgg_faces"
 MAX_BYTES = 10 * 2**20  # what the repository takes
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = store.read_json(args.result) | {"_source": args.result.relative_to(REPO)
                                              if args.result.is_absolute() else args.result}
+    # The card and the checkpoint's JSON name no folder of the machine that trained it.
+    result["run"]["command"] = shown_command(shlex.split(result["run"]["command"]))
     best = Path(result["run_dir"]) / "model" / "best.pt"
     payload, meta = load_checkpoint(best)  # weights_only: a checkpoint is data
     # Preprocessing follows the faces the model learnt from. Runs trained before the grey
