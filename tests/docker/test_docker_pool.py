@@ -148,6 +148,8 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
         return re.search(r"UUID: ([0-9a-f-]{36})", r.stdout).group(1)
 
     volume = f'volumes=["{data}:/data"]'
+    # Alignment in several batches, one of which is made to fail below.
+    prepare_args = ("-p", "class_map=fer2013", "-p", 'options={"align": {"batch_size": 12}}')
     train_args = ("-p", "model=compact_cnn", "-p", "epochs=1", "-p", "batch_size=16",
                   "-p", "device=cpu", "-p", 'options={"num_threads": 1}')
     try:
@@ -164,10 +166,9 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
             start(f"worker-{pool}", "worker", "start", "--pool", pool, "--limit", "1")
 
         run("prepare/prepare", "-p", f"data={data / 'fer2013'}", "-p", f"out={process_run}",
-            "-p", "class_map=fer2013")
+            *prepare_args)
         flow_run = run("prepare/prepare-docker", "-p", "data=/data/fer2013",
-                       "-p", "out=/data/runs/p", "-p", "class_map=fer2013",
-                       "--job-variable", volume)
+                       "-p", "out=/data/runs/p", *prepare_args, "--job-variable", volume)
         docker_run = runs / "p"
         # The flow ran in the container, as its user, into the mounted folder.
         assert docker_run.stat().st_uid == UID
@@ -190,14 +191,15 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
         blocked, paths = block_one_batch(store)
         t0 = time.perf_counter()
         r = cli("deployment", "run", "prepare/prepare-docker", "-p", "data=/data/fer2013",
-                "-p", "out=/data/runs/p", "-p", "class_map=fer2013", "-p", "retry_delay_s=0",
+                "-p", "out=/data/runs/p", *prepare_args, "-p", "retry_delay_s=0",
                 "--job-variable", volume, "--watch", "--watch-timeout", "900", timeout=960)
         flow_run = re.search(r"UUID: ([0-9a-f-]{36})", r.stdout).group(1)
         failed = final_state(api, flow_run)
         assert failed["type"] == "FAILED", r.stdout + r.stderr
         assert re.search(rf"batch\(es\) #\d+ \({len(paths)} images from {re.escape(paths[0])}\)",
                          failed["message"]), failed["message"]
-        assert container_of(docker, flow_run) == (IMAGE, "1")
+        # In the container (which exits 0: the failure is the run's state on the server).
+        assert container_of(docker, flow_run)[0] == IMAGE
         [task_run] = httpx.post(f"{api}/task_runs/filter", timeout=30, json={
             "task_runs": {"state": {"type": {"any_": ["FAILED"]}}}}).json()
         assert task_run["name"].startswith("align-batch-") and task_run["run_count"] == 3, \
@@ -216,6 +218,10 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
         assert after.keys() == before.keys()
         assert {k for k in after if after[k] != before[k]} == {blocked.name}, \
             "only the failed batch is redone"
+        reused = httpx.post(f"{api}/task_runs/filter", timeout=30, json={"task_runs": {
+            "name": {"any_": [f"align-batch-cached-{len(before) - 1}"]}}}).json()
+        assert [t["state"]["name"] for t in reused] == ["Cached", "Cached"], \
+            "the failed run and its retry reuse every other batch, in one task run each"
         assert files(docker_run / "sets", "*.npy") == process_sets
         assert (pd.read_parquet(docker_run / "manifest.parquet")["align_error"] == "").all()
 
