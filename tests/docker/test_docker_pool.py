@@ -83,7 +83,9 @@ def block_one_batch(store: Path) -> tuple[Path, list[str]]:
     """A fault from outside the container: one alignment batch's result replaced by an empty
     folder its user cannot write (as a folder left by another user on a shared volume).
     Returns the folder and the batch's images, read from the result before it goes."""
-    folder = sorted(p.parent for p in (store / "align").glob("*/_done.json"))[1]
+    folders = sorted(p.parent for p in (store / "align").glob("*/_done.json"))
+    assert len(folders) >= 2, "the others' reuse needs several alignment batches"
+    folder = folders[1]
     paths = pd.read_parquet(folder / "detections.parquet")["path"].tolist()
     shutil.rmtree(folder)
     folder.mkdir()
