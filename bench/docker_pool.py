@@ -5,9 +5,12 @@ deployments on the process pool against the Docker pool (tests/docker/test_docke
 which runs both and records each `prefect deployment run --watch`).
 
     .venv/bin/python bench/docker_pool.py [--fresh] [--base fer-base:bookworm]
-        [--wheels bench/work/wheels] [--skip-e2e]
+        [--wheels bench/work/wheels | --no-wheels] [--image NAME] [--skip-e2e]
 
---fresh removes the image and the builder's cache first (a CI machine's first build)."""
+--fresh removes the image and the builder's cache first (a CI machine's first build).
+--no-wheels builds from the package index instead of the wheel cache (what a user without
+one waits for), with the host's CA bundle as the build's secret. --image builds under another
+name, beside the image the deployments run (the e2e test runs prefect.yaml's image)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import REPO, CpuWatch, write_result  # noqa: E402
 
-IMAGE = "fer-pipeline:latest"
 DOCKER = os.environ.get("DOCKER", "docker")
 
 
@@ -39,26 +41,35 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--base", default="fer-base:bookworm")
     ap.add_argument("--wheels", default="bench/work/wheels")
+    ap.add_argument("--no-wheels", action="store_true")
+    ap.add_argument("--image", default="fer-pipeline:latest")
+    ap.add_argument("--ca-bundle", default="/etc/ssl/certs/ca-certificates.crt")
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--out", default="bench/results/docker_pool.json")
     args = ap.parse_args()
 
-    record: dict = {"image": IMAGE, "base": args.base}
+    image = args.image
+    record: dict = {"image": image, "base": args.base,
+                    "wheels": None if args.no_wheels else args.wheels}
     watch = CpuWatch()
-    build_env = {"BASE": args.base, "FER_WHEELS": args.wheels}
+    build_env = {"BASE": args.base}
+    if args.no_wheels:
+        build_env["FER_CA_BUNDLE"] = args.ca_bundle
+    else:
+        build_env["FER_WHEELS"] = args.wheels
     if args.fresh:
-        subprocess.run([DOCKER, "image", "rm", "-f", IMAGE], cwd=REPO)
+        subprocess.run([DOCKER, "image", "rm", "-f", image], cwd=REPO)
         subprocess.run([DOCKER, "builder", "prune", "-af"], cwd=REPO, check=True)
-        record["build_fresh_s"] = timed(["docker/build.sh", IMAGE], build_env)
+        record["build_fresh_s"] = timed(["docker/build.sh", image], build_env)
     # A second build: every layer from the cache (what a rebuild after no change costs).
-    record["build_cached_s"] = timed(["docker/build.sh", IMAGE], build_env)
-    size = subprocess.run([DOCKER, "image", "inspect", IMAGE, "-f", "{{.Size}}"],
+    record["build_cached_s"] = timed(["docker/build.sh", image], build_env)
+    size = subprocess.run([DOCKER, "image", "inspect", image, "-f", "{{.Size}}"],
                           capture_output=True, text=True, check=True).stdout
     record["image_size_gb"] = round(int(size) / 1e9, 2)
     record["container_start_true_s"] = min(
-        timed([DOCKER, "run", "--rm", IMAGE, "true"]) for _ in range(3))
+        timed([DOCKER, "run", "--rm", image, "true"]) for _ in range(3))
     record["container_import_flows_s"] = min(
-        timed([DOCKER, "run", "--rm", IMAGE, "python", "-c", "import flows, torch"])
+        timed([DOCKER, "run", "--rm", image, "python", "-c", "import flows, torch"])
         for _ in range(2))
     if not args.skip_e2e:
         with tempfile.TemporaryDirectory() as tmp:

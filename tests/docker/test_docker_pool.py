@@ -3,6 +3,9 @@ containers reach it, Docker work pools, `prefect deploy` from prefect.yaml, Dock
 and `prefect deployment run` of `prepare-docker` and of the training `gpu` deployment (on CPU,
 its GPU request overridden) on a real FER2013 subset mounted as a volume. Each run is compared
 with its process-pool twin (`prepare`, `train`): the saved sets byte for byte, the metrics.
+A failed alignment batch is retried in the container as users retry it: one batch's store
+folder made unwritable from outside the container fails the run naming that batch; with the
+fault gone, `prefect flow-run retry` redoes that batch alone.
 
 Needs the image of docker/Dockerfile (docker/build.sh; .ci/run builds it). Without a Docker
 daemon or the image the test skips locally and fails under CI."""
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO, extract_fer2013_subset, in_ci
@@ -70,6 +74,38 @@ def container_of(docker: str, flow_run: str) -> tuple[str, str]:
     return image, code
 
 
+def sealed(store: Path, stage: str) -> dict[str, int]:
+    """A stage's sealed results in the store and when each was sealed (a redo reseals it)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in (store / stage).glob("*/_done.json")}
+
+
+def block_one_batch(store: Path) -> tuple[Path, list[str]]:
+    """A fault from outside the container: one alignment batch's result replaced by an empty
+    folder its user cannot write (as a folder left by another user on a shared volume).
+    Returns the folder and the batch's images, read from the result before it goes."""
+    folders = sorted(p.parent for p in (store / "align").glob("*/_done.json"))
+    assert len(folders) >= 2, "the others' reuse needs several alignment batches"
+    folder = folders[1]
+    paths = pd.read_parquet(folder / "detections.parquet")["path"].tolist()
+    shutil.rmtree(folder)
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder, paths
+
+
+def final_state(api: str, flow_run: str, not_state: str | None = None,
+                timeout: float = 900) -> dict:
+    """The flow run's state once final, other than the state ``not_state`` (a retried run's
+    last one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{flow_run}", timeout=30).json()["state"]
+        if state["type"] in ("COMPLETED", "FAILED", "CRASHED") and state["id"] != not_state:
+            return state
+        time.sleep(2)
+    raise TimeoutError(f"flow run {flow_run} not final after {timeout} s")
+
+
 def files(folder: Path, pattern: str) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob(pattern))}
 
@@ -114,6 +150,8 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
         return re.search(r"UUID: ([0-9a-f-]{36})", r.stdout).group(1)
 
     volume = f'volumes=["{data}:/data"]'
+    # Alignment in several batches, one of which is made to fail below.
+    prepare_args = ("-p", "class_map=fer2013", "-p", 'options={"align": {"batch_size": 12}}')
     train_args = ("-p", "model=compact_cnn", "-p", "epochs=1", "-p", "batch_size=16",
                   "-p", "device=cpu", "-p", 'options={"num_threads": 1}')
     try:
@@ -130,10 +168,9 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
             start(f"worker-{pool}", "worker", "start", "--pool", pool, "--limit", "1")
 
         run("prepare/prepare", "-p", f"data={data / 'fer2013'}", "-p", f"out={process_run}",
-            "-p", "class_map=fer2013")
+            *prepare_args)
         flow_run = run("prepare/prepare-docker", "-p", "data=/data/fer2013",
-                       "-p", "out=/data/runs/p", "-p", "class_map=fer2013",
-                       "--job-variable", volume)
+                       "-p", "out=/data/runs/p", *prepare_args, "--job-variable", volume)
         docker_run = runs / "p"
         # The flow ran in the container, as its user, into the mounted folder.
         assert docker_run.stat().st_uid == UID
@@ -149,6 +186,46 @@ def test_docker_pool_runs_like_the_process_pool(tmp_path):
             "artifacts": {"flow_run_id": {"any_": [flow_run]}}}).json()
         assert {"table-2-split", "table-3-alignment", "figure-4-augmented"} <= {
             a["key"] for a in artifacts}
+
+        # Retrying a failed alignment batch, in the container.
+        store = docker_run / "store"
+        before = sealed(store, "align")
+        blocked, paths = block_one_batch(store)
+        t0 = time.perf_counter()
+        r = cli("deployment", "run", "prepare/prepare-docker", "-p", "data=/data/fer2013",
+                "-p", "out=/data/runs/p", *prepare_args, "-p", "retry_delay_s=0",
+                "--job-variable", volume, "--watch", "--watch-timeout", "900", timeout=960)
+        flow_run = re.search(r"UUID: ([0-9a-f-]{36})", r.stdout).group(1)
+        failed = final_state(api, flow_run)
+        assert failed["type"] == "FAILED", r.stdout + r.stderr
+        assert re.search(rf"batch\(es\) #\d+ \({len(paths)} images from {re.escape(paths[0])}\)",
+                         failed["message"]), failed["message"]
+        # In the container (which exits 0: the failure is the run's state on the server).
+        assert container_of(docker, flow_run)[0] == IMAGE
+        [task_run] = httpx.post(f"{api}/task_runs/filter", timeout=30, json={
+            "task_runs": {"state": {"type": {"any_": ["FAILED"]}}}}).json()
+        assert task_run["name"].startswith("align-batch-") and task_run["run_count"] == 3, \
+            "one try and the flow's two retries"
+        manifest = pd.read_parquet(docker_run / "manifest.parquet").set_index("path")
+        assert set(manifest.index[manifest["align_error"] != ""]) == set(paths)
+        assert "Permission denied" in manifest.loc[paths[0], "align_error"]
+
+        blocked.rmdir()  # the fault is gone
+        r = cli("flow-run", "retry", flow_run)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert final_state(api, flow_run, not_state=failed["id"])["type"] == "COMPLETED"
+        seconds["retry-failed-batch"] = round(time.perf_counter() - t0, 1)
+        assert container_of(docker, flow_run) == (IMAGE, "0")
+        after = sealed(store, "align")
+        assert after.keys() == before.keys()
+        assert {k for k in after if after[k] != before[k]} == {blocked.name}, \
+            "only the failed batch is redone"
+        reused = httpx.post(f"{api}/task_runs/filter", timeout=30, json={"task_runs": {
+            "name": {"any_": [f"align-batch-cached-{len(before) - 1}"]}}}).json()
+        assert [t["state"]["name"] for t in reused] == ["Cached", "Cached"], \
+            "the failed run and its retry reuse every other batch, in one task run each"
+        assert files(docker_run / "sets", "*.npy") == process_sets
+        assert (pd.read_parquet(docker_run / "manifest.parquet")["align_error"] == "").all()
 
         run("train/train", "-p", f"run_dir={process_run}", *train_args)
         # The gpu deployment on CPU: no device request, the image's CUDA torch on the CPU.
