@@ -94,6 +94,14 @@ def label_mode(run_dir: str, config: str | None) -> None:
         raise UsageError(f"{config or 'label_mode'}: {e}") from None
 
 
+def tracking(uri: str | None) -> None:
+    """MLflow tracking asked for (``--mlflow``, else $MLFLOW_TRACKING_URI) with mlflow
+    installed (fer_core.train.tracking.check: finds it without importing it)."""
+    from fer_core.train.tracking import check
+
+    check(uri)
+
+
 def read_config(path: str) -> object:
     """A YAML (or JSON) config file's content; a syntax error is one line with the file,
     line and column."""

@@ -68,6 +68,7 @@ def check_train(args) -> None:
         from fer_core.train.trainings import check_name
 
         check_name(args.name)
+    checks.tracking(args.mlflow)
 
 
 def check_evaluate(args) -> None:
@@ -84,6 +85,7 @@ def check_pipeline(args) -> None:
     checks.out_folder(args.out)
     checks.prepare_config(args.prepare_config, args.data)
     checks.train_config(args.train_config, args.model, **_overrides(args))
+    checks.tracking(args.mlflow)
 
 
 def validate_train(args, **extra) -> None:
@@ -103,6 +105,13 @@ def _show(metrics: dict) -> None:
         print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
 
 
+def _show_tracking(logged: dict | None) -> None:
+    if logged:
+        said = "logged" if logged["logged"] else "already logged"
+        print(f"MLflow: {said} as run {logged['run_id']} of experiment "
+              f"{logged['experiment']!r}; model {logged['model_uri']}")
+
+
 def cmd_train(args) -> int:
     validate_train(args, weights=args.weights)
     from flows.train import train
@@ -110,10 +119,12 @@ def cmd_train(args) -> int:
     result = train(run_dir=args.run_dir, model=args.model, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, device=args.device,
                    weights=args.weights, seed=args.seed, config_file=args.train_config,
-                   store_root=args.store, name=args.name, replace=args.replace)
+                   store_root=args.store, name=args.name, replace=args.replace,
+                   mlflow=args.mlflow)
     _show(result["metrics"])
     if result["cache_hit"]:
         print(f"training {result['name']}: the same config, sets and start as before (cached)")
+    _show_tracking(result["mlflow"])
     print(f"model: {result['checkpoint']}  reports: {result['reports']}")
     print(f"{result['alias']['checkpoint']} is training {result['alias']['training']}; "
           f"all trainings: {Path(args.run_dir) / 'train' / 'index.csv'}")
@@ -163,10 +174,11 @@ def cmd_pipeline(args) -> int:
                       model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, device=args.device, seed=args.seed,
                       prepare_config=args.prepare_config, train_config_file=args.train_config,
-                      store_root=args.store)
+                      store_root=args.store, mlflow=args.mlflow)
     print(f"sets: {json.dumps(result['sets'])}")
     _show(result["metrics"])
     print(f"model: {result['checkpoint']}")
+    _show_tracking(result.get("mlflow"))
     if result.get("headline"):
         print(result["headline"])
     return 0
