@@ -19,6 +19,12 @@ def register(sub) -> None:
     t.add_argument("--replace", action="store_true", help="overwrite a training of that name "
                    "trained with another config, sets or starting checkpoint")
     t.add_argument("--store", help="result store folder (default RUN_DIR/store)")
+    # Checked by fer_cli.checks (a one-line error naming the modes), not argparse choices.
+    t.add_argument("--label-mode", metavar="MODE", help="how a face's votes (sets prepared "
+                   "with --labels) become its training target: majority (the one-hot "
+                   "majority label) | probability (a label drawn from its votes each epoch) | "
+                   "crossentropy (the vote distribution, soft targets); default: the mode "
+                   "the sets were prepared with (--labels-mode), else majority")
     options.training(t)
     t.set_defaults(func=cmd_train, check=check_train)
     e = sub.add_parser("evaluate", help="score a trained model, on its run or another dataset")
@@ -60,8 +66,10 @@ def _overrides(args) -> dict:
 
 def check_train(args) -> None:
     checks.run_folder(args.run_dir)
-    checks.train_config(args.train_config, args.model, weights=args.weights, **_overrides(args))
-    checks.label_mode(args.run_dir, args.train_config)
+    checks.label_mode_option(args.label_mode)
+    checks.train_config(args.train_config, args.model, weights=args.weights,
+                        label_mode=args.label_mode, **_overrides(args))
+    checks.label_mode(args.run_dir, args.train_config, args.label_mode)
     args.weights = checks.model_reference(args.weights, "--weights")
     checks.start_model(args.train_config, args.model, args.weights)
     if args.name is not None:
@@ -113,14 +121,14 @@ def _show_tracking(logged: dict | None) -> None:
 
 
 def cmd_train(args) -> int:
-    validate_train(args, weights=args.weights)
+    validate_train(args, weights=args.weights, label_mode=args.label_mode)
     from flows.train import train
 
     result = train(run_dir=args.run_dir, model=args.model, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, device=args.device,
                    weights=args.weights, seed=args.seed, config_file=args.train_config,
                    store_root=args.store, name=args.name, replace=args.replace,
-                   mlflow=args.mlflow)
+                   label_mode=args.label_mode, mlflow=args.mlflow)
     _show(result["metrics"])
     if result["cache_hit"]:
         print(f"training {result['name']}: the same config, sets and start as before (cached)")

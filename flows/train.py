@@ -89,19 +89,22 @@ def train(run_dir: str, model: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, device: str | None = None,
           weights: str | None = None, seed: int | None = None, config_file: str | None = None,
           store_root: str | None = None, options: TrainConfig | None = None,
-          name: str | None = None, replace: bool = False, mlflow: str | None = None) -> dict:
+          name: str | None = None, replace: bool = False, label_mode: str | None = None,
+          mlflow: str | None = None) -> dict:
     """Train on the sets `fer prepare` saved in ``run_dir`` and evaluate the best model.
 
     ``options``: any TrainConfig keys; those set override ``config_file``'s, and the
     parameters above (when given) override both. ``name``: the training's folder,
     RUN/train/NAME (default: the model and a short config hash); ``replace``: overwrite a
     training of that name trained differently. ``weights``: a model reference (a shipped
-    model's name, a checkpoint, RUN/train/NAME). ``mlflow``: an MLflow tracking URI the
+    model's name, a checkpoint, RUN/train/NAME). ``label_mode``: majority, probability or
+    crossentropy (default: as the sets were prepared). ``mlflow``: an MLflow tracking URI the
     training is also logged to (default $MLFLOW_TRACKING_URI; needs the ``mlflow`` extra)."""
     if weights is not None:
         weights = str(resolve_model(weights))
     cfg = train_config(config_file, options, model=model, epochs=epochs, batch_size=batch_size,
-                       lr=lr, device=device, weights=weights, random_state=seed)
+                       lr=lr, device=device, weights=weights, random_state=seed,
+                       label_mode=label_mode)
     result = train_and_evaluate(run_dir, cfg, store_root, name, replace, mlflow=mlflow)
     store.write_json(Path(run_dir) / "train.json", {"config": cfg.to_dict(), **result})
     return result
