@@ -23,8 +23,8 @@ def test_an_unknown_label_mode_fails_in_one_line_naming_the_modes(tmp_path, caps
     assert not (run / "train").exists()
 
 
-def test_the_label_mode_given_is_the_trainings(prefect_backend, ferplus_small, tmp_path,
-                                               capsys):  # noqa: F811
+def test_the_label_mode_given_is_the_trainings(prefect_backend, tmp_path, capsys,
+                                               ferplus_small):  # noqa: F811
     root, labels, _ = ferplus_small
     run = tmp_path / "run"
     assert main(["prepare", str(root), "--labels", str(labels), "--preset", "ferplus",
