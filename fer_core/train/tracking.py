@@ -3,7 +3,8 @@ MLflow, with the ``mlflow`` extra installed and a tracking URI given (``--mlflow
 ``MLFLOW_TRACKING_URI``).
 
 The training's folder and RUN/train/index.csv stay the record; MLflow gets a copy of it:
-the config as params, the per-epoch history and the final scores of every split as metrics,
+the config as params, the per-epoch history and the best model's scores on every split as
+metrics (``best_SPLIT_accuracy``: history.csv has ``val_acc`` and ``val_macro_f1`` per epoch),
 the lineage as tags (the sets' content hash, the code version, the starting checkpoint and
 its sha256), the reports and figures, the checkpoint, and the model as an MLflow PyTorch
 model (fer_core.models.export's graph: float32 NCHW RGB in [0, 1], logits out; the classes
@@ -62,10 +63,11 @@ def params(config: dict) -> dict[str, str]:
 
 
 def final_metrics(metrics_json: dict) -> dict[str, float]:
-    """``SPLIT_accuracy`` and ``SPLIT_macro_f1`` of every split of a metrics.json."""
+    """``best_SPLIT_accuracy`` and ``best_SPLIT_macro_f1`` of every split of a metrics.json
+    (the best model's), named apart from the per-epoch series."""
     from fer_core.evaluate.score import split_metrics
 
-    return {f"{split}_{k}": float(m[k]) for split, m in split_metrics(metrics_json).items()
+    return {f"best_{split}_{k}": float(m[k]) for split, m in split_metrics(metrics_json).items()
             for k in ("accuracy", "macro_f1")}
 
 
@@ -161,8 +163,8 @@ def _log_record(mlflow, folder: Path, record: dict) -> None:
     stamp = int(time.time() * 1000)  # one for all: the epoch is the step
     steps = [Metric(c, float(row[c]), stamp, int(row["epoch"]))
              for _, row in history.iterrows() for c in series]
-    last = int(history["epoch"].max()) if len(history) else 0
-    final = [Metric(k, v, stamp, last) for k, v in
+    best = int(record.get("best_epoch") or 0)  # the epoch of the model scored
+    final = [Metric(k, v, stamp, best) for k, v in
              final_metrics(store.read_json(reports / "metrics.json")).items()]
     for start in range(0, len(steps) + len(final), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=(steps + final)[start:start + 1000])

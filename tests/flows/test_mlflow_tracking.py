@@ -62,6 +62,34 @@ def test_tracking_without_mlflow_fails_in_one_line_before_training(fer_tiny_run,
     assert not (run / "train").exists()
 
 
+def assert_holds(client, logged, folder) -> None:
+    """The MLflow run ``logged`` holds the training RUN/train/NAME (``folder``): its final
+    scores (metrics.json), its history per epoch, its config, lineage and figures."""
+    record = store.read_json(folder / "training.json")
+    metrics = store.read_json(folder / "reports" / "metrics.json")
+    history = store.read_csv(folder / "reports" / "history.csv")
+    for split in metrics["splits"]:
+        for key in ("accuracy", "macro_f1"):
+            best = client.get_metric_history(logged.info.run_id, f"best_{split}_{key}")
+            assert [(m.step, m.value) for m in best] == [
+                (record["best_epoch"], pytest.approx(metrics[split][key]))]
+    for column in ("train_loss", "val_acc", "val_macro_f1", "lr"):
+        steps = sorted((m.step, m.value) for m in
+                       client.get_metric_history(logged.info.run_id, column))
+        assert [s for s, _ in steps] == list(history["epoch"])
+        assert [v for _, v in steps] == pytest.approx(list(history[column]))
+    params = logged.data.params
+    for key, value in record["config"].items():
+        assert (params[key] if isinstance(value, str) else json.loads(params[key])) == value
+    tags = logged.data.tags
+    assert tags["fer.sets_sha256"] == record["sets_sha256"]
+    assert tags["fer.code"] == record["code"] and tags["fer.start_checkpoint"] == "scratch"
+    assert tags["fer.model_sha256"] == store.file_sha256(folder / "model" / "best.pt")
+    shown = {a.path for a in client.list_artifacts(logged.info.run_id, "reports")}
+    assert {"reports/training_curves.png", "reports/confusion_val.png",
+            "reports/metrics.json"} <= shown
+
+
 @pytest.mark.fer2013
 @pytest.mark.slow
 def test_the_mlflow_run_holds_the_training_and_its_model_predicts_the_same(
@@ -84,29 +112,9 @@ def test_the_mlflow_run_holds_the_training_and_its_model_predicts_the_same(
     experiment = client.get_experiment_by_name("run")  # the run folder's name
     (logged,) = client.search_runs([experiment.experiment_id])
     folder = run / "train" / "tracked"
-    record = store.read_json(folder / "training.json")
-    metrics = store.read_json(folder / "reports" / "metrics.json")
-    history = store.read_csv(folder / "reports" / "history.csv")
-
     assert logged.info.run_name == "tracked"
-    for split in metrics["splits"]:  # val only: the tiny run has no test split
-        for key in ("accuracy", "macro_f1"):
-            assert logged.data.metrics[f"{split}_{key}"] == pytest.approx(metrics[split][key])
-    for column in ("train_loss", "val_acc", "val_macro_f1", "lr"):
-        steps = sorted((m.step, m.value) for m in
-                       client.get_metric_history(logged.info.run_id, column))
-        assert [s for s, _ in steps] == list(history["epoch"])
-        assert [v for _, v in steps] == pytest.approx(list(history[column]))
-    params = logged.data.params
-    for key, value in record["config"].items():
-        assert (params[key] if isinstance(value, str) else json.loads(params[key])) == value
+    assert_holds(client, logged, folder)
     tags = logged.data.tags
-    assert tags["fer.sets_sha256"] == record["sets_sha256"]
-    assert tags["fer.code"] == record["code"] and tags["fer.start_checkpoint"] == "scratch"
-    assert tags["fer.model_sha256"] == store.file_sha256(folder / "model" / "best.pt")
-    shown = {a.path for a in client.list_artifacts(logged.info.run_id, "reports")}
-    assert {"reports/training_curves.png", "reports/confusion_val.png",
-            "reports/metrics.json"} <= shown
     assert not (elsewhere / "mlruns").exists()  # beside the SQLite file, not in the cwd
 
     # The logged model on the run's real faces: the checkpoint's classes, face by face.
@@ -127,3 +135,26 @@ def test_the_mlflow_run_holds_the_training_and_its_model_predicts_the_same(
     assert main(["train", str(run), "--config", str(recipe), "--name", "tracked"]) == 0
     assert "already logged as run " + logged.info.run_id in capsys.readouterr().out
     assert len(client.search_runs([experiment.experiment_id])) == 1
+
+
+@pytest.mark.fer2013
+@pytest.mark.slow
+def test_fer_pipeline_logs_its_training_as_fer_train_does(prefect_backend, mlflow,
+                                                           fer_tiny_run, tmp_path,  # noqa: F811
+                                                           monkeypatch):
+    """The other door: `fer pipeline DATA --mlflow URI` on a folder of real faces."""
+    val = store.load_set(fer_tiny_run, "val")  # 8 faces a class, written as PNG files
+    for k, face in enumerate(np.asarray(val.images)):
+        store.write_image(tmp_path / "data" / val.classes[val.targets[k]] / f"{k}.png", face)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["pipeline", str(tmp_path / "data"), "--out", str(tmp_path / "piped"),
+                 "--no-align", "--augment", "none", "--config", str(recipe),
+                 "--mlflow", uri]) == 0
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (logged,) = client.search_runs([client.get_experiment_by_name("piped").experiment_id])
+    (folder,) = (tmp_path / "piped" / "train").glob("*/training.json")
+    assert logged.info.run_name == folder.parent.name
+    assert_holds(client, logged, folder.parent)
