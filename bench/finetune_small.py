@@ -73,13 +73,44 @@ def write_run(run: Path, classes: tuple[str, ...], splits: dict[str, dict[str, l
     return run
 
 
-def scores(checkpoint: Path, test_x: np.ndarray, test_y: np.ndarray, held: int) -> dict:
+def predicted_names(checkpoint: Path, test_x: np.ndarray) -> np.ndarray:
+    """The checkpoint's class name for each uint8 NHWC face (its forward on pixels / 255)."""
     model, meta = load_model(checkpoint)
     x = torch.from_numpy(test_x).permute(0, 3, 1, 2).float() / 255
     with torch.inference_mode():
         pred = torch.cat([model(x[i:i + 512]).argmax(1) for i in range(0, len(x), 512)])
+    return np.asarray(meta["classes"])[pred.numpy()]
+
+
+def tuned_and_scratch(weights: str | Path, epochs: int) -> tuple[TrainConfig, TrainConfig]:
+    """bench/configs/finetune_small.yaml from ``weights``, and the same recipe from scratch
+    (no frozen epochs, one learning rate), vgg_faces on the CPU either way."""
+    recipe = TrainConfig.from_file(REPO / "bench" / "configs" / "finetune_small.yaml")
+    tuned = recipe.model_copy(update={"model": "vgg_faces", "epochs": epochs,
+                                      "weights": str(weights), **FAST})
+    return tuned, tuned.model_copy(update={"weights": None, "freeze_epochs": 0,
+                                           "backbone_lr_scale": 1.0})
+
+
+def fine_tune_vs_scratch(run: Path, weights: str | Path, epochs: int, score,
+                         row: dict, start: str) -> list[dict]:
+    """Fine-tune ``weights`` on ``run`` and train from scratch on it, each scored by
+    ``score(best checkpoint)``; one result row each (``row`` plus what was measured)."""
+    rows = []
+    for label, cfg in zip((f"fine-tuned from {start}", "scratch"),
+                          tuned_and_scratch(weights, epochs), strict=True):
+        t = time.perf_counter()
+        r = fit(run, cfg, out_dir=run / label.split()[0], resume=False)
+        rows.append({"training": label, **row, "epochs": epochs,
+                     "train_seconds": round(time.perf_counter() - t, 1),
+                     **score(r.best_checkpoint)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def scores(checkpoint: Path, test_x: np.ndarray, test_y: np.ndarray, held: int) -> dict:
     # Map the model's class order to CLASSES (a base model lacks the held-out class).
-    pred = np.array([CLASSES.index(meta["classes"][p]) for p in pred.numpy()])
+    pred = np.array([CLASSES.index(c) for c in predicted_names(checkpoint, test_x)])
     return {"test_accuracy": round(accuracy_score(test_y, pred), 4),
             "test_macro_f1": round(f1_score(test_y, pred, average="macro"), 4),
             "held_out_recall": round(recall_score(test_y, pred, labels=[held],
@@ -117,21 +148,12 @@ def main() -> None:
     counts = {c: len(faces[("train", c)][base0:]) for c in six}
     rows = [{"training": f"base (scratch, no {a.held_out})", "images_per_class": counts,
              "epochs": a.base_epochs, **scores(base.best_checkpoint, test_x, test_y, held)}]
-    recipe = TrainConfig.from_file(REPO / "bench" / "configs" / "finetune_small.yaml")
     for n in sizes:
         run = write_run(work / f"n{n}", CLASSES, {
             "train": {c: faces[("train", c)][n_val:n_val + n] for c in CLASSES}, "val": val})
-        tuned = recipe.model_copy(update={"model": "vgg_faces", "epochs": a.epochs,
-                                          "weights": str(base.best_checkpoint), **FAST})
-        scratch = tuned.model_copy(update={"weights": None, "freeze_epochs": 0,
-                                           "backbone_lr_scale": 1.0})
-        for label, cfg in (("fine-tuned from base", tuned), ("scratch", scratch)):
-            t = time.perf_counter()
-            r = fit(run, cfg, out_dir=run / label.split()[0], resume=False)
-            rows.append({"training": label, "images_per_class": n, "epochs": a.epochs,
-                         "train_seconds": round(time.perf_counter() - t, 1),
-                         **scores(r.best_checkpoint, test_x, test_y, held)})
-            print(rows[-1], flush=True)
+        rows += fine_tune_vs_scratch(run, base.best_checkpoint, a.epochs,
+                                     lambda ckpt: scores(ckpt, test_x, test_y, held),
+                                     {"images_per_class": n}, "base")
     measure.write_result(Path(a.results), {
         "what": "new class from few images: fine-tuned vs from scratch, FER2013 test split "
                 f"({len(test_y)} faces, {int((test_y == held).sum())} {a.held_out})",

@@ -75,8 +75,18 @@ def run_folder(path: str) -> None:
     raise UsageError(f"{path} {what}; make one with `fer prepare DATA --out {path}`")
 
 
-def label_mode(run_dir: str, config: str | None) -> None:
-    """A training config's ``label_mode`` against what the run's sets were prepared with
+def label_mode_option(mode: str | None) -> None:
+    """``--label-mode``: one of the label modes, else one line naming them."""
+    from fer_core.config.train import LABEL_MODES
+
+    if mode is not None and mode not in LABEL_MODES:
+        raise UsageError(f"--label-mode {mode!r}: unknown; choose one of "
+                         f"{', '.join(LABEL_MODES)}")
+
+
+def label_mode(run_dir: str, config: str | None, option: str | None = None) -> None:
+    """A training's ``label_mode`` (``option``: --label-mode, else the config file's)
+    against what the run's sets were prepared with
     (``fer_core.config.train.resolve_label_mode``); run_folder checked first."""
     import json
 
@@ -88,10 +98,19 @@ def label_mode(run_dir: str, config: str | None) -> None:
     prepared = (json.loads((run / "prepare.json").read_text()).get("config")
                 if (run / "prepare.json").is_file() else None)
     try:
-        resolve_label_mode(raw.get("label_mode"), prepared_label_mode(prepared),
+        resolve_label_mode(option or raw.get("label_mode"), prepared_label_mode(prepared),
                            has_distribution=bool(meta.get("distribution")), run_dir=run_dir)
     except ValueError as e:
-        raise UsageError(f"{config or 'label_mode'}: {e}") from None
+        where = "--label-mode" if option else config or "label_mode"
+        raise UsageError(f"{where}: {e}") from None
+
+
+def tracking(uri: str | None) -> None:
+    """MLflow tracking asked for (``--mlflow``, else $MLFLOW_TRACKING_URI) with mlflow
+    installed (fer_core.train.tracking.check: finds it without importing it)."""
+    from fer_core.train.tracking import check
+
+    check(uri)
 
 
 def read_config(path: str) -> object:

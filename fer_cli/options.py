@@ -42,3 +42,6 @@ def training(p) -> None:
                    "then mps, then cpu)")
     p.add_argument("--seed", type=int,
                    help=f"random seed of training (default {_default('random_state')})")
+    p.add_argument("--mlflow", metavar="URI", help="also log the training to this MLflow "
+                   "tracking store (e.g. sqlite:///mlflow.db; default $MLFLOW_TRACKING_URI; "
+                   "needs pip install 'fer-pipeline[mlflow]')")

@@ -19,6 +19,12 @@ def register(sub) -> None:
     t.add_argument("--replace", action="store_true", help="overwrite a training of that name "
                    "trained with another config, sets or starting checkpoint")
     t.add_argument("--store", help="result store folder (default RUN_DIR/store)")
+    # Checked by fer_cli.checks (a one-line error naming the modes), not argparse choices.
+    t.add_argument("--label-mode", metavar="MODE", help="how a face's votes (sets prepared "
+                   "with --labels) become its training target: majority (the one-hot "
+                   "majority label) | probability (a label drawn from its votes each epoch) | "
+                   "crossentropy (the vote distribution, soft targets); default: the mode "
+                   "the sets were prepared with (--labels-mode), else majority")
     options.training(t)
     t.set_defaults(func=cmd_train, check=check_train)
     e = sub.add_parser("evaluate", help="score a trained model, on its run or another dataset")
@@ -60,14 +66,17 @@ def _overrides(args) -> dict:
 
 def check_train(args) -> None:
     checks.run_folder(args.run_dir)
-    checks.train_config(args.train_config, args.model, weights=args.weights, **_overrides(args))
-    checks.label_mode(args.run_dir, args.train_config)
+    checks.label_mode_option(args.label_mode)
+    checks.train_config(args.train_config, args.model, weights=args.weights,
+                        label_mode=args.label_mode, **_overrides(args))
+    checks.label_mode(args.run_dir, args.train_config, args.label_mode)
     args.weights = checks.model_reference(args.weights, "--weights")
     checks.start_model(args.train_config, args.model, args.weights)
     if args.name is not None:
         from fer_core.train.trainings import check_name
 
         check_name(args.name)
+    checks.tracking(args.mlflow)
 
 
 def check_evaluate(args) -> None:
@@ -84,6 +93,7 @@ def check_pipeline(args) -> None:
     checks.out_folder(args.out)
     checks.prepare_config(args.prepare_config, args.data)
     checks.train_config(args.train_config, args.model, **_overrides(args))
+    checks.tracking(args.mlflow)
 
 
 def validate_train(args, **extra) -> None:
@@ -103,17 +113,26 @@ def _show(metrics: dict) -> None:
         print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
 
 
+def _show_tracking(logged: dict | None) -> None:
+    if logged:
+        said = "logged" if logged["logged"] else "already logged"
+        print(f"MLflow: {said} as run {logged['run_id']} of experiment "
+              f"{logged['experiment']!r}; model {logged['model_uri']}")
+
+
 def cmd_train(args) -> int:
-    validate_train(args, weights=args.weights)
+    validate_train(args, weights=args.weights, label_mode=args.label_mode)
     from flows.train import train
 
     result = train(run_dir=args.run_dir, model=args.model, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, device=args.device,
                    weights=args.weights, seed=args.seed, config_file=args.train_config,
-                   store_root=args.store, name=args.name, replace=args.replace)
+                   store_root=args.store, name=args.name, replace=args.replace,
+                   label_mode=args.label_mode, mlflow=args.mlflow)
     _show(result["metrics"])
     if result["cache_hit"]:
         print(f"training {result['name']}: the same config, sets and start as before (cached)")
+    _show_tracking(result["mlflow"])
     print(f"model: {result['checkpoint']}  reports: {result['reports']}")
     print(f"{result['alias']['checkpoint']} is training {result['alias']['training']}; "
           f"all trainings: {Path(args.run_dir) / 'train' / 'index.csv'}")
@@ -163,10 +182,11 @@ def cmd_pipeline(args) -> int:
                       model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, device=args.device, seed=args.seed,
                       prepare_config=args.prepare_config, train_config_file=args.train_config,
-                      store_root=args.store)
+                      store_root=args.store, mlflow=args.mlflow)
     print(f"sets: {json.dumps(result['sets'])}")
     _show(result["metrics"])
     print(f"model: {result['checkpoint']}")
+    _show_tracking(result.get("mlflow"))
     if result.get("headline"):
         print(result["headline"])
     return 0

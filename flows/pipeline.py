@@ -25,11 +25,13 @@ def pipeline(data: str, out: str, classes: str | None = None, class_map: str | N
              prepare_config: str | None = None, train_config_file: str | None = None,
              store_root: str | None = None, retries: int = 2,
              dask_address: str | None = None, prepare: PrepareOptions | None = None,
-             train: TrainConfig | None = None) -> dict:
+             train: TrainConfig | None = None, mlflow: str | None = None) -> dict:
     """Labelled face folder -> aligned, balanced sets -> trained, evaluated classifier.
 
     ``prepare`` (preparation sections) and ``train`` (TrainConfig keys): the keys set in
-    them override the config files'; the parameters above (when given) override both."""
+    them override the config files'; the parameters above (when given) override both.
+    ``mlflow``: an MLflow tracking URI the training is also logged to (default
+    $MLFLOW_TRACKING_URI)."""
     prep_cfg = build_config(data, file=prepare_config, classes=classes, class_map=class_map,
                             augment=augment, align=align,
                             overrides=prepare.overrides() if prepare else None)
@@ -38,7 +40,7 @@ def pipeline(data: str, out: str, classes: str | None = None, class_map: str | N
     prepared = prepare_sets(prep_cfg, out, store_root, retries=retries,
                             dask_address=dask_address)
     raise_if_incomplete(prepared, retries)  # never train on half-aligned sets
-    trained = train_and_evaluate(out, tcfg, store_root, sets=prepared["sets"])
+    trained = train_and_evaluate(out, tcfg, store_root, sets=prepared["sets"], mlflow=mlflow)
     store.write_json(Path(out) / "pipeline.json", {
         "prepare": prep_cfg.to_dict(), "train": tcfg.to_dict(), **prepared, **trained})
     return {**prepared, **trained}

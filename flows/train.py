@@ -12,7 +12,7 @@ from fer_core import UsageError, store
 from fer_core.models.reference import resolve_model, start_model
 from fer_core.prepare.config import evaluation_config
 from fer_core.store.gc import records_run
-from fer_core.train import trainings
+from fer_core.train import tracking, trainings
 from fer_core.train.loop import TrainConfig
 from flows.prepare import prepare_sets
 from tasks.caching import rerun_table
@@ -24,6 +24,7 @@ from tasks.train import (
     publish_model_task,
     publish_training_artifacts,
     publish_trainings_table,
+    track_task,
     train_task,
 )
 
@@ -46,12 +47,13 @@ def train_config(config_file: str | None = None, options: TrainConfig | None = N
 @records_run("train", run="run_dir")
 def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = None,
                        name: str | None = None, replace: bool = False,
-                       sets: dict | None = None) -> dict:
+                       sets: dict | None = None, mlflow: str | None = None) -> dict:
     """Train into RUN/train/NAME (default: the model and a short config hash); an existing
     NAME trained differently is an error naming what differs, unless ``replace``.
 
     ``sets``: the save task's result, when this flow saved them (preparation -> training in
-    the run graph)."""
+    the run graph). ``mlflow``: a tracking URI (else $MLFLOW_TRACKING_URI) the training is
+    also logged to."""
     store_root = store_root or str(Path(run_dir) / "store")
     name = trainings.check_name(name or trainings.default_name(cfg))
     identity = lineage(run_dir, cfg, store_root)                  # (ours) sets, start: by
@@ -62,10 +64,12 @@ def train_and_evaluate(run_dir: str, cfg: TrainConfig, store_root: str | None = 
     published = publish_model_task(trained, run_dir, name, identity)  # 9: macro-F1, confusion
     publish_training_artifacts(run_dir, published["metrics"], published["training"])
     publish_trainings_table(run_dir)
+    uri = tracking.tracking_uri(mlflow)
+    tracked = track_task(run_dir, name, uri) if uri else None
     if published["headline"]:
         print(published["headline"])
-    return {**published, "cache_hit": same, "reports": str(Path(published["training"])
-                                                           / "reports"),
+    return {**published, "cache_hit": same, "mlflow": tracked,
+            "reports": str(Path(published["training"]) / "reports"),
             "data_warnings": data_warnings(run_dir)}
 
 
@@ -85,19 +89,23 @@ def train(run_dir: str, model: str | None = None, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, device: str | None = None,
           weights: str | None = None, seed: int | None = None, config_file: str | None = None,
           store_root: str | None = None, options: TrainConfig | None = None,
-          name: str | None = None, replace: bool = False) -> dict:
+          name: str | None = None, replace: bool = False, label_mode: str | None = None,
+          mlflow: str | None = None) -> dict:
     """Train on the sets `fer prepare` saved in ``run_dir`` and evaluate the best model.
 
     ``options``: any TrainConfig keys; those set override ``config_file``'s, and the
     parameters above (when given) override both. ``name``: the training's folder,
     RUN/train/NAME (default: the model and a short config hash); ``replace``: overwrite a
     training of that name trained differently. ``weights``: a model reference (a shipped
-    model's name, a checkpoint, RUN/train/NAME)."""
+    model's name, a checkpoint, RUN/train/NAME). ``label_mode``: majority, probability or
+    crossentropy (default: as the sets were prepared). ``mlflow``: an MLflow tracking URI the
+    training is also logged to (default $MLFLOW_TRACKING_URI; needs the ``mlflow`` extra)."""
     if weights is not None:
         weights = str(resolve_model(weights))
     cfg = train_config(config_file, options, model=model, epochs=epochs, batch_size=batch_size,
-                       lr=lr, device=device, weights=weights, random_state=seed)
-    result = train_and_evaluate(run_dir, cfg, store_root, name, replace)
+                       lr=lr, device=device, weights=weights, random_state=seed,
+                       label_mode=label_mode)
+    result = train_and_evaluate(run_dir, cfg, store_root, name, replace, mlflow=mlflow)
     store.write_json(Path(run_dir) / "train.json", {"config": cfg.to_dict(), **result})
     return result
 

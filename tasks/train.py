@@ -155,6 +155,19 @@ def publish_model_task(trained: Ref, run_dir: str, name: str, identity: dict) ->
                         for s, m in evaluate.split_metrics(metrics).items()}}
 
 
+@task(name="track", task_run_name="track-{name}", **task_options(None))
+def track_task(run_dir: str, name: str, uri: str) -> dict:
+    """The published training RUN_DIR/train/NAME logged to MLflow at ``uri`` too
+    (fer_core.train.tracking); the training's folder stays the record."""
+    from fer_core.train import tracking
+
+    logged = tracking.log_training(uri, run_dir, name)
+    said = "logged" if logged["logged"] else "already logged"
+    print(f"MLflow: training {name} {said} as run {logged['run_id']} of experiment "
+          f"{logged['experiment']!r} at {uri}; model {logged['model_uri']}")
+    return logged
+
+
 def publish_trainings_table(run_dir: str) -> None:
     """Every training on this prepared set, best first, as a table in the Prefect UI."""
     from prefect.artifacts import create_table_artifact
