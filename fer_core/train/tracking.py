@@ -48,6 +48,9 @@ def check(uri: str | None) -> None:
 
 
 def _mlflow():
+    # MLflow reports usage over the network unless told not to; a run here reaches nothing
+    # but the package registries, and sends nothing (a user's own setting wins).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         import mlflow
     except ImportError:

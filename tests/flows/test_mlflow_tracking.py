@@ -7,6 +7,7 @@ faces; a training logged once is not logged again."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 
@@ -158,3 +159,14 @@ def test_fer_pipeline_logs_its_training_as_fer_train_does(prefect_backend, mlflo
     (folder,) = (tmp_path / "piped" / "train").glob("*/training.json")
     assert logged.info.run_name == folder.parent.name
     assert_holds(client, logged, folder.parent)
+
+
+def test_tracking_turns_mlflow_telemetry_off_unless_the_user_set_it(mlflow, monkeypatch):
+    from fer_core.train import tracking
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY")
+    assert tracking._mlflow() is mlflow
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    tracking._mlflow()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
