@@ -127,6 +127,7 @@ def api():
         PREFECT_API_URL,
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        PREFECT_UI_URL,
         temporary_settings,
     )
 
@@ -141,5 +142,8 @@ def api():
     url = _server.wait(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
     print(f"Prefect: embedded server on {url} (the runs are in $PREFECT_HOME's database; "
           "set PREFECT_API_URL to use a running server)", file=sys.stderr)
-    with temporary_settings(updates={PREFECT_API_URL: url}):
+    updates = {PREFECT_API_URL: url}
+    if PREFECT_UI_URL.value() is None:  # no UI is served: no "View at" link to it
+        updates[PREFECT_UI_URL] = ""
+    with temporary_settings(updates=updates):
         yield url

@@ -78,6 +78,7 @@ def test_a_cli_rerun_records_every_stage_cached_and_never_imports_torch(tmp_path
     fresh = prepare(tmp_path, data)
     rerun = prepare(tmp_path, data)
     assert "embedded server on http://127.0.0.1:" in rerun.stderr
+    assert "View at" not in rerun.stdout + rerun.stderr, "no link to a UI that is not served"
     assert "torch" in imported(fresh.stderr), "the oracle sees torch where alignment ran"
     assert not imported(rerun.stderr) & set(HEAVY), "nothing aligned: no torch"
 
