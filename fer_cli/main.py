@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="sections 4-5: folder of labelled faces -> saved sets")
     _prepare_args(p)
-    p.set_defaults(func=cmd_prepare, check=check_prepare)
+    p.set_defaults(func=cmd_prepare, check=check_prepare, embedded_server=True)
     d = sub.add_parser("demo", help="the whole pipeline on an embedded demo dataset")
     d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
     d.add_argument("--per-class", type=int, default=30,
@@ -108,6 +108,7 @@ def cmd_prepare(args) -> int:
     from fer_core.prepare.manifest import status_counts
     from fer_core.store import read_frame
     validate_prepare(args)
+    from fer_cli import embedded
     from fer_core.config.labels import LabelsConfig
     from flows.prepare import prepare
 
@@ -115,11 +116,13 @@ def cmd_prepare(args) -> int:
     if labels and "file" in labels:  # as given here: the flow finds it from its folder
         labels["file"] = str(Path(labels["file"]).resolve()) if Path(labels["file"]).is_file() \
             else labels["file"]
-    result = prepare(data=args.data, out=args.out, classes=args.classes,
-                     class_map=args.class_map, augment=args.augment, align=not args.no_align,
-                     config_file=args.config, store_root=args.store, retries=args.retries,
-                     dask_address=args.dask_address, subsets=args.subsets,
-                     labels=LabelsConfig(**labels) if labels else None)
+    with embedded.api():
+        result = prepare(data=args.data, out=args.out, classes=args.classes,
+                         class_map=args.class_map, augment=args.augment,
+                         align=not args.no_align, config_file=args.config,
+                         store_root=args.store, retries=args.retries,
+                         dask_address=args.dask_address, subsets=args.subsets,
+                         labels=LabelsConfig(**labels) if labels else None)
     manifest = read_frame(result["manifest"])
     print(f"manifest: {result['manifest']}  {status_counts(manifest)}")
     for line in summarize_rejections(manifest):
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None, *, guard: bool = False) -> int:
             from fer_cli.guard import guard_descendants
 
             guard_descendants()
+        if getattr(args, "embedded_server", False):
+            from fer_cli import embedded
+
+            embedded.start()  # comes up while the command imports its flows
         return args.func(args)
     except UsageError as e:
         print(f"fer {args.command}: error: {e}", file=sys.stderr)

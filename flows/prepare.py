@@ -14,7 +14,6 @@ from fer_core.prepare import ingest, subsets
 from fer_core.prepare.align import AlignConfig
 from fer_core.prepare.config import PrepareConfig, PrepareOptions, build_config
 from fer_core.prepare.split import classes_of
-from fer_core.runtime.device import threads
 from fer_core.store.gc import records_run
 from tasks.audit import near_duplicates_task, review_task
 from tasks.caching import rerun_table
@@ -134,8 +133,7 @@ def align_flow(batches: list[dict], cfg: AlignConfig, root: str, store_root: str
     A batch that still fails does not stop the others: its images are marked in the
     manifest, and the flow fails naming it once the report of what did work is written.
     """
-    with threads(cfg.threads):
-        return _align_batches(batches, cfg, root, store_root, retries, retry_delay_s)
+    return _align_batches(batches, cfg, root, store_root, retries, retry_delay_s)
 
 
 def _align_batches(batches: list[dict], cfg: AlignConfig, root: str, store_root: str,
@@ -151,22 +149,27 @@ def _align_batches(batches: list[dict], cfg: AlignConfig, root: str, store_root:
                                          return_state=True)
         reused = {int(i) for i, _, _ in state.result()}
     stale = [i for i in range(len(batches)) if i not in reused]
-    task = align_batch_task.with_options(
-        retries=retries, retry_delay_seconds=[retry_delay_s * 2**i for i in range(retries)])
-    futures = task.map([batches[i] for i in stale], stale, unmapped(cfg), unmapped(root),
-                       unmapped(store_root))
     progress = create_progress_artifact(0.0, key="alignment-progress",
                                         description="MTCNN alignment batches done")
-    failed = []
-    for n, (i, future) in enumerate(zip(stale, futures, strict=True)):
-        future.wait()
-        if not future.state.is_completed():
-            batch = batches[i]
-            failed.append({"index": i, "first": batch["paths"][0], "paths": batch["paths"],
-                           "error": f"batch {i} failed: {future.state.message}"})
-        update_progress_artifact(progress, 100.0 * (n + 1) / max(1, len(stale)))
-    if not stale:
+    if not stale:  # nothing to align: torch is not even imported
         update_progress_artifact(progress, 100.0)
+        return []
+    from fer_core.runtime.device import threads
+
+    task = align_batch_task.with_options(
+        retries=retries, retry_delay_seconds=[retry_delay_s * 2**i for i in range(retries)])
+    failed = []
+    with threads(cfg.threads):
+        futures = task.map([batches[i] for i in stale], stale, unmapped(cfg), unmapped(root),
+                           unmapped(store_root))
+        for n, (i, future) in enumerate(zip(stale, futures, strict=True)):
+            future.wait()
+            if not future.state.is_completed():
+                batch = batches[i]
+                failed.append({"index": i, "first": batch["paths"][0],
+                               "paths": batch["paths"],
+                               "error": f"batch {i} failed: {future.state.message}"})
+            update_progress_artifact(progress, 100.0 * (n + 1) / len(stale))
     return failed
 
 

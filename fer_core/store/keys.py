@@ -18,13 +18,11 @@ its schema (``fer_core.config.base.neutral``) is left out of every key.
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import metadata
@@ -32,6 +30,9 @@ from pathlib import Path
 from types import ModuleType
 
 import fer_core
+
+# A folder's content in a key (tasks import them from here).
+from fer_core.store.fingerprints import content_fingerprint, file_hashes  # noqa: F401
 
 PACKAGE = Path(fer_core.__file__).resolve().parent
 
@@ -233,71 +234,3 @@ def stage_key(stage: str, *, inputs: Sequence[str], config=None,
                "code": code_version(modules)}
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-# --- content hashes of files, remembered while a file is untouched -------------------------
-
-_MEMO_LOCK = threading.Lock()
-
-
-def _stat_id(st: os.stat_result) -> list[int]:
-    # ctime changes with any write or metadata change and cannot be set back by a user.
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
-def _file_hash(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_hashes(root: str | os.PathLike, memo: str | os.PathLike | None = None, *,
-                algorithm: str = "sha256") -> dict[str, str]:
-    """{path relative to ``root`` (a folder, or a file: its name): hash of its bytes}.
-
-    ``memo``: a JSON index (shared by runs, under its lock) of each file's hash by its
-    absolute path, kept while the file's device, inode, size, mtime and ctime stay the
-    same: only a new or touched file is read again. Stat decides what is read, never what
-    the hash is."""
-    from fer_core.store.locks import locked
-
-    root = Path(root)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    with _MEMO_LOCK, (locked(memo) if memo is not None else contextlib.nullcontext()):
-        table = {}
-        if memo is not None:
-            with contextlib.suppress(OSError, ValueError):
-                table = json.loads(Path(memo).read_text())
-        out, changed = {}, False
-        for p in files:
-            st, key = p.stat(), f"{algorithm}:{p.resolve()}"
-            known = table.get(key)
-            if known is not None and known[:-1] == _stat_id(st):
-                digest = known[-1]
-            else:
-                digest = _file_hash(p, algorithm)
-                table[key] = [*_stat_id(st), digest]
-                changed = True
-            out[p.name if root.is_file() else p.relative_to(root).as_posix()] = digest
-        if memo is not None and changed:
-            from fer_core.store.files import write_json
-
-            write_json(memo, table)
-    return out
-
-
-def content_fingerprint(root: str | os.PathLike, memo: str | os.PathLike | None = None, *,
-                        algorithm: str = "sha256") -> str:
-    """A key of a folder's (or a file's) content: every file's relative path and hash
-    (``file_hashes``), and every sub-folder's name (an empty class folder counts). Not its
-    own path, nor times: a copy elsewhere, or a file rewritten with the same bytes, keeps
-    the key."""
-    root = Path(root)
-    h = hashlib.sha256()
-    for rel, digest in file_hashes(root, memo, algorithm=algorithm).items():
-        h.update(f"{rel}\t{digest}\n".encode())
-    for d in ([] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_dir())):
-        h.update(f"{d.relative_to(root).as_posix()}/\n".encode())
-    return h.hexdigest()

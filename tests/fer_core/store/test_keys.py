@@ -79,3 +79,27 @@ def test_the_ingest_key_is_content_and_relative_paths(tmp_path):
     target.write_bytes(b"c" * 100)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert keys.content_fingerprint(data, memo, algorithm="sha1") == sha1_key(data) != first
+
+
+def test_the_ingest_key_lists_links_and_folders_as_written_out_by_hand(tmp_path):
+    """A link to a file counts by its own name, a link to a folder as a folder (not entered),
+    a broken link not at all; files then folders, each in path order (by parts)."""
+    data = tmp_path / "data"
+    (data / "happy" / "deep").mkdir(parents=True)
+    (data / "empty").mkdir()
+    (data / "happy" / "a.jpg").write_bytes(b"a" * 10)
+    (data / "happy" / "deep" / "b.jpg").write_bytes(b"b" * 20)
+    (data / "link_file.jpg").symlink_to(data / "happy" / "a.jpg")
+    (data / "linked_dir").symlink_to(data / "happy", target_is_directory=True)
+    (data / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    a, b = hashlib.sha1(b"a" * 10).hexdigest(), hashlib.sha1(b"b" * 20).hexdigest()
+    lines = [f"happy/a.jpg\t{a}", f"happy/deep/b.jpg\t{b}", f"link_file.jpg\t{a}",
+             "empty/", "happy/", "happy/deep/", "linked_dir/"]
+    expected = hashlib.sha256("".join(f"{line}\n" for line in lines).encode()).hexdigest()
+    memo = tmp_path / "store" / "file-sha1s.json"
+    assert keys.content_fingerprint(data, memo, algorithm="sha1") == expected
+    assert keys.content_fingerprint(data, memo, algorithm="sha1") == expected  # from the memo
+    assert keys.file_hashes(data, algorithm="sha1") == {
+        "happy/a.jpg": a, "happy/deep/b.jpg": b, "link_file.jpg": a}
+    assert keys.file_hashes(data / "happy" / "a.jpg") == {
+        "a.jpg": hashlib.sha256(b"a" * 10).hexdigest()}
