@@ -154,8 +154,9 @@ def read_hashes(store_root: str | os.PathLike, key: str) -> dict[str, np.ndarray
         table = pd.read_parquet(hashes_path(store_root, key))
     except Exception:  # noqa: BLE001 - a damaged table: hash those images again
         return {}
-    return {k: np.asarray(h, np.uint64) for k, h in zip(table["key"], table["hashes"],
-                                                         strict=True)}
+    # Kept as int64 (Parquet's integers): the same 64 bits.
+    return {k: np.asarray(h, np.int64).view(np.uint64)
+            for k, h in zip(table["key"], table["hashes"], strict=True)}
 
 
 def add_hashes(store_root: str | os.PathLike, key: str, new: Mapping[str, np.ndarray]) -> None:
@@ -166,7 +167,8 @@ def add_hashes(store_root: str | os.PathLike, key: str, new: Mapping[str, np.nda
     with locked(path):
         table = {**read_hashes(store_root, key), **new}
         write_frame(path, pd.DataFrame({"key": list(table),
-                                        "hashes": [h.tolist() for h in table.values()]}))
+                                        "hashes": [np.asarray(h, np.uint64).view(np.int64).tolist()
+                                                   for h in table.values()]}))
 
 
 # --- the files table beside each ingest result ------------------------------------------
