@@ -111,8 +111,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(logs: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    port = free_port()
+def start_server(logs: Path, port: int = 0) -> tuple[subprocess.Popen, str, list[str]]:
+    port = port or free_port()
     cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     log = open(logs / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs per step, each figure their median (a changed step changes "
                         "another image each time; its outputs are compared with a fresh run "
                         "after the first change)")
+    p.add_argument("--server-port", type=int, default=0,
+                   help="port of the `prefect server start` step (default: a free one)")
     p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
     args = p.parse_args(argv)
     if args.repeat < 1:
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fraction_of_fresh": round(out["wall_seconds"] / fresh["wall_seconds"], 3)}
 
     save("unchanged", rerun("unchanged"))
-    server, url, server_cmd = start_server(logs)
+    server, url, server_cmd = start_server(logs, args.server_port)
     try:
         prepare(data, run, logs, "unchanged_server_warmup", {"PREFECT_API_URL": url})
         step = rerun("unchanged_server", {"PREFECT_API_URL": url})

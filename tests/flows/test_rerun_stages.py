@@ -1,7 +1,8 @@
 """Stages that redo only what changed: after one image is edited, added or removed, a rerun
 into the same run folder gives, byte for byte, what a fresh run (new folder, new store) on
 the changed data gives, while hashing only the changed image for near-duplicates and
-rendering again only the changed class's noisy images."""
+rendering again only the changed class's noisy images, and leaving the unchanged splits'
+saved images as they were."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def test_one_edited_added_or_removed_image_reruns_as_a_fresh_run(prefect_backend
     m = store.read_frame(out / "manifest.parquet")
     happy = [data / p for p in m.loc[(m["class"] == "happy") & (m["split"] == "train"), "path"]]
 
+    published = {s: (out / "sets" / s / "images.npy").stat() for s in ("val", "test")}
+
     # Edited: same name, new content; only its class (happy) is rendered again.
     img = cv2.imread(str(happy[0]))
     cv2.imwrite(str(happy[0]), cv2.flip(img, 1))
@@ -72,6 +75,11 @@ def test_one_edited_added_or_removed_image_reruns_as_a_fresh_run(prefect_backend
     assert len(new_classes) == 1, "the edited image's class alone is rendered again"
     rendered = store.read_json(out / "store" / next(iter(new_classes)) / store.DONE)["meta"]
     assert rendered["class"] == "happy"
+    assert not changed(before, after, "save/images")[0], "val and test are not copied again"
+    for split, was in published.items():
+        now = (out / "sets" / split / "images.npy").stat()
+        assert (now.st_ino, now.st_mtime_ns) == (was.st_ino, was.st_mtime_ns), \
+            f"sets/{split} is unchanged: not published again"
 
     # Added to the test subset: the training set is the same, no class is rendered again.
     (data / "test" / "sad" / "added.jpg").write_bytes(
