@@ -13,11 +13,15 @@ wall time, peak RSS):
 5. add: a new training image (a flipped copy of one from another class folder), likewise;
 6. remove: one training image deleted, likewise.
 
-For each rerun: how many sealed stage results were made or resealed (0 for an unchanged
+With ``--repeat N`` each step runs N times (a changed step changes another image each
+time) and its figures are the median run's, with every run's wall time beside them.
+For each step, what each task run did (``Cached``, ``Completed``), from its log. For each
+rerun: how many sealed stage results were made or resealed (0 for an unchanged
 rerun) and, for the unchanged ones, that every output byte stayed the same. Results go to
 bench/results/rerun_fer2013.json, with the machine and each exact command. Usage::
 
     .venv/bin/python bench/rerun_fer2013.py                     # all of FER2013
+    .venv/bin/python bench/rerun_fer2013.py --repeat 3          # medians of 3 per step
     .venv/bin/python bench/rerun_fer2013.py --data /tmp/sub --results /tmp/rerun.json
 """
 
@@ -29,6 +33,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -69,10 +74,35 @@ def prepare(data: Path, run: Path, logs: Path, name: str, env: dict | None = Non
     return out
 
 
-def stages(run_log: Path) -> list[str]:
-    """The rerun table's lines from the run's log (Prefect logs each task's end)."""
-    return [line.split("|", 2)[-1].strip() for line in run_log.read_text(errors="replace")
-            .splitlines() if "Finished in state" in line and "Task run" in line]
+def stages(run_log: Path) -> list[dict]:
+    """What each task run did, from the run's log (Prefect logs each task run's end):
+    ``{"run": task run name, "state": "Cached", "Completed", ...}`` in the order they ended.
+    A stage's runs start with its name (the ``stages`` table groups them so)."""
+    rows = []
+    for line in run_log.read_text(errors="replace").splitlines():
+        if "Finished in state" in line and "Task run" in line:
+            text = line.split("|", 2)[-1].strip()
+            name = text.split("'")[1] if text.count("'") >= 2 else text
+            state = text.split("Finished in state", 1)[1].strip().split("(")[0]
+            rows.append({"run": name, "state": state})
+    return rows
+
+
+def stage_summary(rows: list[dict]) -> dict[str, int]:
+    """How many task runs ended in each state (Cached, Completed, ...)."""
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r["state"]] = out.get(r["state"], 0) + 1
+    return out
+
+
+def median_step(entries: list[dict]) -> dict:
+    """The run of median wall time, with every run's wall time and peak RSS beside it."""
+    mid = sorted(entries, key=lambda e: e["wall_seconds"])[(len(entries) - 1) // 2]
+    return {**mid, "repeats": len(entries),
+            "wall_seconds": round(statistics.median(e["wall_seconds"] for e in entries), 2),
+            "wall_seconds_each": [e["wall_seconds"] for e in entries],
+            "peak_rss_mib_each": [e.get("peak_rss_mib") for e in entries]}
 
 
 def free_port() -> int:
@@ -81,8 +111,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(logs: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    port = free_port()
+def start_server(logs: Path, port: int = 0) -> tuple[subprocess.Popen, str, list[str]]:
+    port = port or free_port()
     cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     log = open(logs / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -98,20 +128,22 @@ def start_server(logs: Path) -> tuple[subprocess.Popen, str, list[str]]:
     raise SystemExit("prefect server did not start; see " + str(logs / "server.log"))
 
 
-def change(data: Path, kind: str) -> str:
+def change(data: Path, kind: str, n: int = 0) -> str:
+    """The ``n``-th change of this kind (each repetition changes another image)."""
     import cv2
 
     train = sorted((data / "train" / "happy").glob("*.jpg"))
     if kind == "edit":
-        victim = train[len(train) // 2]
+        victim = train[(len(train) // 2 + n) % len(train)]
         cv2.imwrite(str(victim), cv2.flip(cv2.imread(str(victim)), 1))
         return f"flipped the pixels of {victim.relative_to(data)} (same name)"
     if kind == "add":
-        src = sorted((data / "train" / "sad").glob("*.jpg"))[7]
-        dst = data / "train" / "sad" / "zz_bench_added.jpg"
+        sad = sorted((data / "train" / "sad").glob("*.jpg"))
+        src = sad[(7 + n) % len(sad)]
+        dst = data / "train" / "sad" / f"zz_bench_added_{n}.jpg"
         cv2.imwrite(str(dst), cv2.flip(cv2.imread(str(src)), 1))
         return f"added {dst.relative_to(data)} (a flipped copy of {src.name})"
-    victim = train[len(train) // 3]
+    victim = train[(len(train) // 3 + n) % len(train)]
     victim.unlink()
     return f"removed {victim.relative_to(data)}"
 
@@ -121,8 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(HERE / "work" / "fer2013"))
     p.add_argument("--work", default=str(HERE / "work" / "rerun"))
     p.add_argument("--results", default=str(HERE / "results" / "rerun_fer2013.json"))
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per step, each figure their median (a changed step changes "
+                        "another image each time; its outputs are compared with a fresh run "
+                        "after the first change)")
+    p.add_argument("--server-port", type=int, default=0,
+                   help="port of the `prefect server start` step (default: a free one)")
     p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     logs = work / "logs"
@@ -131,59 +171,78 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(args.data, data)
     record: dict = {"machine": machine_info(), "data": args.data,
                     "images": sum(1 for p in data.rglob("*") if p.is_file()),
-                    "note": args.note, "steps": {}}
+                    "repeat": args.repeat, "note": args.note, "steps": {}}
     results = Path(args.results)
+    n = args.repeat
 
     def save(name: str, entry: dict) -> None:
         record["steps"][name] = entry
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(record, indent=2) + "\n")
 
+    def named(step: str, i: int) -> str:
+        return step if i == 0 else f"{step}_{i + 1}"
+
     run = work / "run"
-    fresh = prepare(data, run, logs, "fresh")
-    save("fresh", fresh)
+    runs = []
+    for i in range(n):  # the first fresh run's folder is the one rerun below
+        folder = run if i == 0 else work / f"fresh_{i + 1}"
+        runs.append(prepare(data, folder, logs, named("fresh", i)))
+        if i:
+            shutil.rmtree(folder)
+    fresh = median_step(runs)
+    save("fresh", {**fresh, "tasks": stage_summary(stages(logs / "fresh.log"))})
     outputs, seals = digest(run), sealed(run / "store")
 
-    step = prepare(data, run, logs, "unchanged")
-    save("unchanged", {**step, "resealed_results": resealed(seals, sealed(run / "store")),
-                       "outputs_identical": digest(run) == outputs,
-                       "tasks": stages(logs / "unchanged.log"),
-                       "fraction_of_fresh": round(step["wall_seconds"] / fresh["wall_seconds"], 3)})
+    def rerun(step: str, env: dict | None = None) -> dict:
+        runs = []
+        for i in range(n):
+            runs.append({**prepare(data, run, logs, named(step, i), env),
+                         "tasks": stages(logs / f"{named(step, i)}.log")})
+        out = median_step(runs)
+        return {**out, "task_states": stage_summary(out["tasks"]),
+                "resealed_results": resealed(seals, sealed(run / "store")),
+                "outputs_identical": digest(run) == outputs,
+                "fraction_of_fresh": round(out["wall_seconds"] / fresh["wall_seconds"], 3)}
 
-    server, url, server_cmd = start_server(logs)
+    save("unchanged", rerun("unchanged"))
+    server, url, server_cmd = start_server(logs, args.server_port)
     try:
         prepare(data, run, logs, "unchanged_server_warmup", {"PREFECT_API_URL": url})
-        step = prepare(data, run, logs, "unchanged_server", {"PREFECT_API_URL": url})
+        step = rerun("unchanged_server", {"PREFECT_API_URL": url})
     finally:
         server.terminate()
         server.wait(30)
     save("unchanged_server", {**step, "server_command": " ".join(server_cmd),
-                              "note": "second of two runs against the same server (the "
-                              "first, its warm-up, is in logs/unchanged_server_warmup.log)",
-                              "resealed_results": resealed(seals, sealed(run / "store")),
-                              "outputs_identical": digest(run) == outputs,
-                              "fraction_of_fresh": round(step["wall_seconds"]
-                                                         / fresh["wall_seconds"], 3)})
+                              "note": "after a warm-up run against the same server (its "
+                              "log: logs/unchanged_server_warmup.log)"})
 
     for kind in ("edit", "add", "remove"):
-        what = change(data, kind)
-        before = sealed(run / "store")
-        step = prepare(data, run, logs, kind)
-        ref_run = work / f"fresh_after_{kind}"
-        ref = prepare(data, ref_run, logs, f"fresh_after_{kind}")
-        mine, theirs = digest(run), digest(ref_run)
-        save(kind, {**step, "change": what, "tasks": stages(logs / f"{kind}.log"),
-                    "resealed_results": resealed(before, sealed(run / "store")),
-                    "fresh_on_changed_data": ref,
-                    "fraction_of_fresh": round(step["wall_seconds"] / fresh["wall_seconds"], 3),
-                    "fraction_of_fresh_on_changed_data":
-                        round(step["wall_seconds"] / ref["wall_seconds"], 3),
-                    "outputs_identical_to_fresh": mine == theirs,
-                    "differing_outputs": sorted(k for k in set(mine) | set(theirs)
-                                                if mine.get(k) != theirs.get(k))})
-        shutil.rmtree(ref_run)
+        runs, checked = [], {}
+        for i in range(n):
+            what = change(data, kind, i)
+            before = sealed(run / "store")
+            step = prepare(data, run, logs, named(kind, i))
+            runs.append({**step, "change": what, "tasks": stages(logs / f"{named(kind, i)}.log"),
+                         "resealed_results": resealed(before, sealed(run / "store"))})
+            if i == 0:  # the oracle: a fresh run on the changed data
+                ref_run = work / f"fresh_after_{kind}"
+                ref = prepare(data, ref_run, logs, f"fresh_after_{kind}")
+                mine, theirs = digest(run), digest(ref_run)
+                checked = {"fresh_on_changed_data": ref,
+                           "outputs_identical_to_fresh": mine == theirs,
+                           "differing_outputs": sorted(k for k in set(mine) | set(theirs)
+                                                       if mine.get(k) != theirs.get(k))}
+                shutil.rmtree(ref_run)
+        out = median_step(runs)
+        save(kind, {**out, **checked, "task_states": stage_summary(out["tasks"]),
+                    "fraction_of_fresh": round(out["wall_seconds"] / fresh["wall_seconds"], 3),
+                    "fraction_of_fresh_on_changed_data": round(
+                        out["wall_seconds"] / checked["fresh_on_changed_data"]["wall_seconds"],
+                        3)})
     print(json.dumps({k: {"wall_seconds": v["wall_seconds"],
-                          **{f: v[f] for f in ("outputs_identical", "outputs_identical_to_fresh",
+                          **{f: v[f] for f in ("task_states", "outputs_identical",
+                                               "outputs_identical_to_fresh",
                                                "fraction_of_fresh") if f in v}}
                       for k, v in record["steps"].items()}, indent=2))
     return 0

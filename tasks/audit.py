@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from fer_core import store
 from fer_core.audit import labels as audit
 from fer_core.audit import out_of_sample
 from fer_core.audit import reports as audit_reports
-from fer_core.prepare import near_duplicates, near_search, review
+from fer_core.prepare import near_duplicates, near_search, phash, review
 from fer_core.runtime.progress import bar
 from fer_core.store import Ref, stage_files
+from fer_core.store.keys import stage_key
 from fer_core.store.stage_files import PAIRS, read_manifest
 from tasks.caching import result_dir, task_options
 
@@ -23,15 +24,31 @@ def _near_dir(a) -> Path:
                       [near_duplicates, near_search, stage_files])
 
 
+def _hashes_key(cfg: near_duplicates.NearDupConfig) -> str:
+    """What an image's near-duplicate hashes depend on besides its content: the probes
+    (their moves and scales) and the hashing code."""
+    return stage_key("near_duplicates/hashes", inputs=[],
+                     config={"shift": cfg.shift, "scales": list(cfg.scales)},
+                     modules=[near_duplicates, phash])
+
+
 @task(name="near-duplicates", task_run_name="near-duplicates-{cfg.policy}",
       **task_options(_near_dir))
 def near_duplicates_task(manifest: Ref, cfg: near_duplicates.NearDupConfig, root: str,
                          store_root: str) -> Ref:
     """The result folder holds the manifest (read_manifest works on it) and the pairs."""
     def make(out: Path) -> dict:
-        pairs, marked, meta = near_search.search(
+        # Each image's hashes are kept in the store by its content: a rerun after one edit
+        # hashes that image alone (the search over all the hashes is cheap and reruns).
+        kept = _hashes_key(cfg)
+        pairs, marked, meta, new = near_search.search_known(
             read_manifest(manifest), cfg,
-            lambda paths, size: store.iter_image_batches(root, paths, size), progress=bar)
+            lambda paths, size: store.iter_image_batches(root, paths, size), progress=bar,
+            known=stage_files.read_hashes(store_root, kept))
+        stage_files.add_hashes(store_root, kept, new)
+        get_run_logger().info("near-duplicates: %d of %d images hashed now (%d at 256 bits), "
+                              "the rest kept from before", meta["hashed"], meta["images"],
+                              meta["hashed_fine"])
         store.write_frame(out / PAIRS, pairs)
         stage_files.write_manifest(out, marked)
         return meta

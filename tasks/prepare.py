@@ -17,6 +17,7 @@ from fer_core import store
 from fer_core.prepare import (
     align,
     augment,
+    augment_classes,
     detect,
     duplicates,
     groups,
@@ -28,7 +29,7 @@ from fer_core.prepare import (
 from fer_core.prepare import batches as batching
 from fer_core.runtime.progress import bar
 from fer_core.store import Ref, stage_files
-from fer_core.store.keys import content_fingerprint
+from fer_core.store.keys import content_fingerprint, stage_key
 from fer_core.store.stage_files import IMAGES, read_manifest
 from tasks.caching import result_dir, task_options
 
@@ -184,14 +185,17 @@ def merge_alignment_task(manifest: Ref, batches: list[dict], failed: list[dict],
     return stage_files.manifest_stage(_merge_dir(locals()), make)
 
 
+RESIZE_CODE = [resize, align, batching, stage_files]
+
+
 def _resize_dir(a) -> Path:
     return result_dir(a["store_root"], "resize", [a["manifest"].sha256, str(a["batch_size"])],
-                      a["cfg"], [resize, align, batching, stage_files])
+                      a["cfg"], RESIZE_CODE)
 
 
 def _resize_batch_dir(store_root: str, rows, cfg: resize.ResizeConfig) -> Path:
     return result_dir(store_root, "resize/batch", batching.batch_key_lines(rows), cfg,
-                      [resize, align, batching, stage_files])
+                      RESIZE_CODE)
 
 
 @task(name="resize", task_run_name="resize-{cfg.size}", **task_options(_resize_dir))
@@ -213,7 +217,11 @@ def resize_task(manifest: Ref, cfg: resize.ResizeConfig, root: str, store_root: 
         stale = sum(store.cached(f, full=False) is None for f in folders)
         sealed = store.sealed_parts(out, produce, bar(folders, total=len(folders),
                                                       desc=f"resize ({stale} batches)"))
-        index = batching.resize_index(m, parts, [os.path.relpath(f, out) for f in folders])
+        # Each image's content key: its own inputs and how it is resized (augment keys a
+        # class's work on its images' keys).
+        recipe = stage_key("resize/batch", inputs=[], config=cfg, modules=RESIZE_CODE)
+        index = batching.resize_index(m, parts, [os.path.relpath(f, out) for f in folders],
+                                      recipe)
         store.write_frame(out / stage_files.INDEX, index)
         return {"images": len(index), "batches": len(parts), "resized_batches": stale,
                 "shape": [cfg.size, cfg.size, 3], store.REQUIRES: sealed}
@@ -223,22 +231,39 @@ def resize_task(manifest: Ref, cfg: resize.ResizeConfig, root: str, store_root: 
 
 def _augment_dir(a) -> Path:
     return result_dir(a["store_root"], "augment", [a["resized"].sha256, *a["classes"]], a["cfg"],
-                      [augment, stage_files])
+                      [augment, augment_classes, stage_files])
 
 
 @task(name="augment", task_run_name="augment-{cfg.plan}", **task_options(_augment_dir))
 def augment_task(resized: Ref, classes: tuple[str, ...], cfg: augment.AugmentConfig,
                  store_root: str) -> Ref:
+    """Each class's noisy images a sealed result of their own, keyed on that class's images
+    and draws (a rerun renders again only the classes whose images changed); the stage's
+    result is the training set in its reshuffled order."""
     def make(out: Path) -> dict:
         index = stage_files.read_table(resized, stage_files.INDEX)
-        rows, train = augment.training_plan(index, classes, cfg)
+        plan = augment_classes.class_plan(index, classes, cfg)
+        shape = stage_files.resized_shape(resized)
         # Read just each chunk's sources: the whole pre-augmented set never sits in memory.
-        chunks = augment.render_chunks(
-            rows, train, lambda positions: stage_files.read_resized(resized, index, positions))
-        shape = (len(rows), *stage_files.resized_shape(resized))
-        stage_files.write_rows(out / IMAGES, shape, bar(
-            chunks, total=-(-len(rows) // augment.RENDER_CHUNK), desc="augment"))
-        store.write_frame(out / stage_files.PLAN, rows)
-        return {"before": int(len(train)), "after": int(len(rows))}
+        read = lambda positions: stage_files.read_resized(resized, index, positions)  # noqa: E731
+        folders = [result_dir(store_root, "augment/class", [augment_classes.part_key(plan, c)],
+                              None, [augment, augment_classes, stage_files])
+                   for c in range(len(classes))]
+        stale = [c for c, f in enumerate(folders) if store.cached(f, full=False) is None]
+
+        def produce(c: int, folder: Path) -> dict:
+            n = augment_classes.noisy_count(plan, c)
+            stage_files.write_rows(folder / IMAGES, (n, *shape),
+                                   augment_classes.render_class(plan, c, read))
+            return {"class": classes[c], "noisy": n}
+
+        sealed = store.sealed_parts(out, produce, folders)
+        noisy = lambda c, places: store.read_rows(folders[c] / IMAGES, places)  # noqa: E731
+        stage_files.write_rows(out / IMAGES, (len(plan.rows), *shape), bar(
+            augment_classes.assemble(plan, read, noisy),
+            total=-(-len(plan.rows) // augment.RENDER_CHUNK), desc="augment"))
+        store.write_frame(out / stage_files.PLAN, plan.rows)
+        return {"before": int(len(plan.train)), "after": int(len(plan.rows)),
+                "rendered_classes": [classes[c] for c in stale], store.REQUIRES: sealed}
 
     return store.run_stage(_augment_dir(locals()), make)[0]

@@ -11,6 +11,7 @@ runs) must happen every time; a file unchanged since it was published is left al
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import task
@@ -54,18 +55,39 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
         frame = stage_files.read_manifest(manifest) if manifest is not None else None
         saved = sets.sets_layout(index, stage_files.read_table(augmented, stage_files.PLAN),
                                  classes, stage_files.resized_shape(resized), lists, frame)
-        # In chunks: a split's images never sit in memory whole (prepare's memory must not
-        # grow with the data). The training array stays where augment sealed it
-        # (RUN_DIR/sets gets a copy of it): not copied here, nor hashed a second time.
-        for rel, positions in saved.images.items():
-            stage_files.copy_resized(resized, index, positions, out / rel)
+        # Each split's images a sealed result of their own, keyed on their content: a split
+        # whose images are unchanged is neither copied again nor published again. In chunks:
+        # a split's images never sit in memory whole (prepare's memory must not grow with
+        # the data). The training array stays where augment sealed it (RUN_DIR/sets gets a
+        # copy of it): not copied here, nor hashed a second time.
+        parts = {rel: _images_dir(store_root, index, positions)
+                 for rel, positions in saved.images.items()}
+        names = list(parts)
+        sealed = store.sealed_parts(out, lambda i, folder: _copy(
+            resized, index, saved.images[names[i]], folder), list(parts.values()))
         stage_files.write_files(out, saved.files)
-        return {"counts": saved.counts, "subsets": saved.subsets}
+        return {"counts": saved.counts, "subsets": saved.subsets,
+                "images": {rel: os.path.relpath(f, out) for rel, f in parts.items()},
+                store.REQUIRES: sealed}
 
+    store_root = _store_root(locals())
     saved, _ = store.run_stage(_save_dir(locals()), make)
     base = store.sets_dir(out_dir)
-    store.publish(Path(augmented.path) / stage_files.IMAGES, base / "train" / stage_files.IMAGES,
-                  out_dir)
-    stage_files.publish_result(saved, base, out_dir)
     done = store.result_meta(saved)
+    store.publish_files([(Path(augmented.path) / stage_files.IMAGES,
+                          base / "train" / stage_files.IMAGES),
+                         *((Path(saved.path) / part / stage_files.IMAGES, base / rel)
+                           for rel, part in done["images"].items())], out_dir)
+    stage_files.publish_result(saved, base, out_dir)
     return {**done["counts"], **done["subsets"]}
+
+
+def _images_dir(store_root: str, index, positions) -> Path:
+    """Where a split's images are kept: keyed on each image's content, in order."""
+    content = index["content"].to_numpy()[positions]
+    return result_dir(store_root, "save/images", list(content), None, [stage_files])
+
+
+def _copy(resized: Ref, index, positions, folder: Path) -> dict:
+    stage_files.copy_resized(resized, index, positions, folder / stage_files.IMAGES)
+    return {"images": len(positions)}

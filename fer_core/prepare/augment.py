@@ -11,8 +11,9 @@ Table 5, whose every count it reproduces exactly (fractions are floored).
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,26 +74,59 @@ def balance_plan(counts: Mapping[str, int], cfg: AugmentConfig) -> dict[str, Cla
             for c, n in counts.items()}
 
 
-def plan_augmentation(labels: np.ndarray, classes: tuple[str, ...],
-                      cfg: AugmentConfig) -> pd.DataFrame:
+def plan_augmentation(labels: np.ndarray, classes: tuple[str, ...], cfg: AugmentConfig,
+                      contents: Sequence[str] | None = None) -> pd.DataFrame:
     """Rows of the augmented training set: source index, noise, label, noise seed.
 
     ``labels`` are the codes of the pre-augmented training images, in stored order.
     The rows come reshuffled (seed ``random_state``); each carries its own noise seed,
     so rendering them in any order or any batch size gives the same pixels.
+    ``contents``: what each class's images are made of (``class_contents``); a class's
+    draws are seeded from it and ``random_state`` alone, so a changed image changes only
+    its class's draws.
     """
-    rng = np.random.default_rng(cfg.random_state)
+    return shuffled(class_plans(labels, classes, cfg, contents), classes, cfg)[0]
+
+
+def class_seed(random_state: int, cls: str, content: str) -> np.random.SeedSequence:
+    """The seed of one class's draws: the configured seed, the class and its images."""
+    digest = hashlib.sha256(f"{cls}\n{content}".encode()).digest()
+    return np.random.SeedSequence([random_state, *np.frombuffer(digest[:16], np.uint32)])
+
+
+def class_contents(content: Sequence[str], labels: np.ndarray, n_classes: int) -> list[str]:
+    """Per class code, a hash of its training images' ``content`` keys, in stored order."""
+    content = np.asarray(content, dtype=object)
+    return [hashlib.sha256("\n".join(content[labels == c]).encode()).hexdigest()
+            for c in range(n_classes)]
+
+
+def class_plans(labels: np.ndarray, classes: tuple[str, ...], cfg: AugmentConfig,
+                contents: Sequence[str] | None = None) -> list[pd.DataFrame]:
+    """Each class's rows (source index, noise, class, noise seed), in class order, drawn
+    from its own ``class_seed``."""
     counts = {classes[c]: int((labels == c).sum()) for c in range(len(classes))}
     plan = resolve_plan(cfg, counts)
     parts = []
     for code, cls in enumerate(classes):
-        idx = np.flatnonzero(labels == code)
-        parts.append(_class_rows(idx, plan[cls], cfg.noises, rng, cls))
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        rng = np.random.default_rng(class_seed(cfg.random_state, cls,
+                                               contents[code] if contents else ""))
+        rows = _class_rows(np.flatnonzero(labels == code), plan[cls], cfg.noises, rng, cls)
+        rows["seed"] = rng.integers(0, 2**63 - 1, size=len(rows), dtype=np.int64)
+        parts.append(rows)
+    return parts
+
+
+def shuffled(parts: Sequence[pd.DataFrame], classes: tuple[str, ...],
+             cfg: AugmentConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    """The classes' rows as one reshuffled training set (seed ``random_state``), and where
+    each of its rows is in the classes' rows put end to end."""
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["source", "noise", "class", "seed"])
     rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)}).astype("int64")
-    rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)
-    rows["seed"] = rng.integers(0, 2**63 - 1, size=len(rows), dtype=np.int64)
-    return rows[["source", "noise", "label", "class", "seed"]]
+    order = np.random.default_rng(cfg.random_state).permutation(len(rows))
+    rows = rows.iloc[order].reset_index(drop=True)
+    return rows[["source", "noise", "label", "class", "seed"]], order
 
 
 def _class_rows(idx: np.ndarray, plan: ClassPlan, noises, rng, cls: str) -> pd.DataFrame:
@@ -155,10 +189,14 @@ RENDER_CHUNK = 1024  # augmented images rendered at a time
 def training_plan(index: pd.DataFrame, classes: tuple[str, ...],
                   cfg: AugmentConfig) -> tuple[pd.DataFrame, np.ndarray]:
     """The augmented training set of the images that ``index`` (path, split, label, one row
-    per stored image) puts in ``train``: its rows (``plan_augmentation``, each with its
-    source's ``path``), and the positions in ``index`` that ``source`` counts."""
+    per stored image, and its ``content`` when known) puts in ``train``: its rows
+    (``plan_augmentation``, each with its source's ``path``), and the positions in
+    ``index`` that ``source`` counts."""
     train = np.flatnonzero(index["split"].to_numpy() == "train")
-    rows = plan_augmentation(index["label"].to_numpy()[train], classes, cfg)
+    labels = index["label"].to_numpy()[train]
+    contents = (class_contents(index["content"].to_numpy()[train], labels, len(classes))
+                if "content" in index else None)
+    rows = plan_augmentation(labels, classes, cfg, contents)
     rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"].to_numpy()])
     return rows, train
 

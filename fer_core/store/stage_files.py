@@ -21,6 +21,7 @@ import pandas as pd
 
 from fer_core.store.arrays import ArrayWriter, read_rows, write_array
 from fer_core.store.files import Ref, read_json, write_csv, write_figure, write_frame, write_json
+from fer_core.store.locks import locked
 from fer_core.store.publish import publish_files
 from fer_core.store.results import DONE, cached, result_meta, run_stage
 
@@ -32,6 +33,7 @@ DETECTIONS = "detections.parquet"  # of an alignment batch
 PAIRS = "pairs.parquet"  # of the near-duplicate stage: the pairs it found
 INGEST_FILES = "ingest-files"  # beside the ingest results: each one's files table
 FILE_SHA1S = "file-sha1s.json"  # in the store: each data file's SHA-1 while its stat holds
+HASHES = "hashes"  # in the store: per-image hashes by content, one table per way of hashing
 
 
 def sha1_memo(store_root: str | os.PathLike) -> Path:
@@ -134,6 +136,39 @@ def write_rows(dst: str | os.PathLike, shape: Sequence[int], parts) -> Ref:
         writer.abort()
         raise
     return writer.close()
+
+
+# --- per-image hashes kept between runs, by the image's content ----------------------------
+
+
+def hashes_path(store_root: str | os.PathLike, key: str) -> Path:
+    """The table of per-image hashes made one way (``key``: the hashing's parameters and
+    code): {image content key: its hashes}, shared by every run on this store."""
+    return Path(store_root) / HASHES / f"{key[:24]}.parquet"
+
+
+def read_hashes(store_root: str | os.PathLike, key: str) -> dict[str, np.ndarray]:
+    """The hashes kept so far (none when the table is missing or unreadable: a hint only,
+    every entry is a pure function of the content its key names)."""
+    try:
+        table = pd.read_parquet(hashes_path(store_root, key))
+    except Exception:  # noqa: BLE001 - a damaged table: hash those images again
+        return {}
+    # Kept as int64 (Parquet's integers): the same 64 bits.
+    return {k: np.asarray(h, np.int64).view(np.uint64)
+            for k, h in zip(table["key"], table["hashes"], strict=True)}
+
+
+def add_hashes(store_root: str | os.PathLike, key: str, new: Mapping[str, np.ndarray]) -> None:
+    """Keep ``new`` in the table too (under its lock: runs sharing the store add theirs)."""
+    if not new:
+        return
+    path = hashes_path(store_root, key)
+    with locked(path):
+        table = {**read_hashes(store_root, key), **new}
+        write_frame(path, pd.DataFrame({"key": list(table),
+                                        "hashes": [np.asarray(h, np.uint64).view(np.int64).tolist()
+                                                   for h in table.values()]}))
 
 
 # --- the files table beside each ingest result ------------------------------------------

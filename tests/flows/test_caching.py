@@ -134,7 +134,7 @@ def test_interrupted_run_resumes_from_cached_results(
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut during augmentation")
 
-    monkeypatch.setattr(augment, "plan_augmentation", crash)
+    monkeypatch.setattr(augment, "class_plans", crash)  # the draws, before any rendering
     with pytest.raises(BaseException, match="power cut"):
         run(data, out, config)
     done = results(out / "store")

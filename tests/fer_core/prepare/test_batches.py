@@ -96,9 +96,18 @@ def test_resize_index_says_which_folder_and_row_holds_each_image():
     m = new_rows([{"path": p, "class": c, "label": lab, "split": s, "status": KEPT}
                   for p, c, lab, s in (("a", "x", 0, "train"), ("b", "y", 1, "val"),
                                        ("c", "x", 0, "test"), ("d", "y", 1, "train"))])
-    parts = [pd.DataFrame({"path": ["d", "a"]}), pd.DataFrame({"path": ["c", "b"]})]
-    index = batches.resize_index(m, parts, ["../batch/one", "../batch/two"])
+    parts = [pd.DataFrame({"path": ["d", "a"], "sha1": ["4", "1"]}),
+             pd.DataFrame({"path": ["c", "b"], "sha1": ["3", "2"]})]
+    folders = ["../batch/one", "../batch/two"]
+    index = batches.resize_index(m, parts, folders, "size 48")
     assert list(index.columns) == list(batches.INDEX_COLUMNS)
+    content = index.pop("content")
+    # What each image is made of: its own inputs and the recipe, not its batch's others.
+    edited = [parts[0].assign(sha1=["4", "changed"]), parts[1]]
+    assert (batches.resize_index(m, edited, folders, "size 48")["content"] != content).tolist() \
+        == [True, False, False, False]
+    assert not (batches.resize_index(m, parts, folders, "size 96")["content"] == content).any()
+    assert content.is_unique
     assert index.to_dict("list") == {
         "path": ["a", "b", "c", "d"], "split": ["train", "val", "test", "train"],
         "label": [0, 1, 0, 1], "class": ["x", "y", "x", "y"],

@@ -11,7 +11,7 @@ import pytest
 from fer_core.datasets.near_copies import near_copy
 from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED, new_rows
 from fer_core.prepare.near_duplicates import NearDupConfig
-from fer_core.prepare.near_search import search
+from fer_core.prepare.near_search import search, search_known
 
 
 def smooth_faces(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -57,7 +57,8 @@ def test_planted_copies_are_found_and_the_policy_is_applied(data):
     found = set(zip(pairs["path_a"], pairs["path_b"], strict=True))
     made = {tuple(sorted((f"train/a/src{i}.png", f"test/a/copy{i}.png"))) for i in range(8)}
     assert made <= found, made - found
-    assert meta == {"images": 40, "candidates": meta["candidates"], "pairs": len(pairs)}
+    assert meta == {"images": 40, "hashed": 40, "hashed_fine": len(log[1]),
+                    "candidates": meta["candidates"], "pairs": len(pairs)}
     assert meta["candidates"] >= len(pairs)
     first, second = log
     assert "train/a/broken.png" not in first and len(first) == 40, "kept images only"
@@ -84,3 +85,22 @@ def test_progress_wraps_each_pass(data):
 
     search(m, NearDupConfig(chunk=16), reader(images, []), progress=progress)
     assert seen[0] == ("phash", 3) and seen[1][0] == "phash-256"
+
+
+def test_known_hashes_are_reused_and_only_a_changed_image_is_read_again(data):
+    m, images = data
+    cfg = NearDupConfig(policy="drop_train")
+    _, _, _, kept = search_known(m, cfg, reader(images, []))
+    # One training image edited (new content, so a new sha1): it alone is hashed again.
+    edited = dict(images)
+    edited["train/a/src3.png"] = cv2.flip(images["train/a/src3.png"], 1)
+    m2 = m.copy()
+    m2.loc[m2["path"] == "train/a/src3.png", "sha1"] = "edited"
+    log = []
+    pairs, marked, meta, new = search_known(m2, cfg, reader(edited, log), known=kept)
+    assert log[0] == ["train/a/src3.png"] and meta["hashed"] == 1
+    assert {k.split("/")[0] for k in new} == {"edited"}
+    fresh_pairs, fresh_marked, _ = search(m2, cfg, reader(edited, []))  # the oracle: no reuse
+    assert pairs.equals(fresh_pairs) and marked.equals(fresh_marked)
+    assert ("train/a/src3.png", "test/a/copy3.png") not in set(
+        zip(pairs["path_a"], pairs["path_b"], strict=True)), "a mirrored face is no copy"

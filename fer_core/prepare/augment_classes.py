@@ -1,0 +1,92 @@
+"""Section 5's augmentation per class: each class's noisy images made apart, then the set.
+
+A class's draws come from its own seed (``augment.class_seed``: the configured seed, the
+class and its images' content), so its noisy images depend on that class alone: a rerun
+after one edited image renders that image's class again and reuses the others. The
+training set is then put together in its reshuffled order: a row without noise is its
+source image, a noisy one its class's rendered image. The same pixels as rendering every
+row (``augment.render_chunks``), whichever classes were reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fer_core.config.augment import AugmentConfig
+from fer_core.prepare import augment
+
+
+@dataclass(frozen=True)
+class ClassPlan:
+    """The augmented training set, by class."""
+    rows: pd.DataFrame  # augment.plan_augmentation's rows, with each source's path
+    train: np.ndarray  # positions in the index that ``source`` counts
+    labels: np.ndarray  # the class code of each of them
+    parts: list[pd.DataFrame]  # each class's rows (source, noise, class, seed), in order
+    contents: list[str]  # each class's images' content (augment.class_contents)
+    part: np.ndarray  # per row of ``rows``: its class code
+    noisy: np.ndarray  # per row: its place among its class's noisy rows, or -1
+
+
+def class_plan(index: pd.DataFrame, classes: tuple[str, ...], cfg: AugmentConfig) -> ClassPlan:
+    """The plan of the images that ``index`` (path, split, label, content; one row per
+    stored image) puts in ``train``."""
+    train = np.flatnonzero(index["split"].to_numpy() == "train")
+    labels = index["label"].to_numpy()[train]
+    contents = augment.class_contents(index["content"].to_numpy()[train], labels, len(classes))
+    parts = augment.class_plans(labels, classes, cfg, contents)
+    rows, order = augment.shuffled(parts, classes, cfg)
+    rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"].to_numpy()])
+    part = np.concatenate([np.full(len(p), c, np.int64) for c, p in enumerate(parts)] or
+                          [np.zeros(0, np.int64)])
+    noisy = np.concatenate([np.where(p["noise"] != "none", np.cumsum(p["noise"] != "none") - 1,
+                                     -1) for p in parts] or [np.zeros(0, np.int64)])
+    return ClassPlan(rows=rows, train=train, labels=labels, parts=list(parts), contents=contents,
+                     part=part[order], noisy=noisy[order].astype(np.int64))
+
+
+def part_key(plan: ClassPlan, code: int) -> str:
+    """What a class's noisy images are made of: its images' content and its draws (sources
+    counted within the class, so the other classes' images do not move them)."""
+    p = plan.parts[code]
+    local = np.searchsorted(np.flatnonzero(plan.labels == code), p["source"].to_numpy())
+    lines = "\n".join(f"{s}\t{n}\t{d}" for s, n, d in zip(local, p["noise"], p["seed"],
+                                                          strict=True))
+    return hashlib.sha256(f"{plan.contents[code]}\n{lines}".encode()).hexdigest()
+
+
+def render_class(plan: ClassPlan, code: int, read: Callable[[np.ndarray], np.ndarray],
+                 chunk: int = augment.RENDER_CHUNK) -> Iterator[np.ndarray]:
+    """The noisy images of one class, in its rows' order, ``chunk`` at a time (``read(p)``:
+    the stored images at index positions ``p``)."""
+    p = plan.parts[code]
+    return augment.render_chunks(p[p["noise"] != "none"], plan.train, read, chunk)
+
+
+def noisy_count(plan: ClassPlan, code: int) -> int:
+    return int((plan.parts[code]["noise"] != "none").sum())
+
+
+def assemble(plan: ClassPlan, read: Callable[[np.ndarray], np.ndarray],
+             read_noisy: Callable[[int, np.ndarray], np.ndarray],
+             chunk: int = augment.RENDER_CHUNK) -> Iterator[np.ndarray]:
+    """The training set's images in its order, ``chunk`` at a time: a row without noise
+    read from the stored images (``read(positions)``), a noisy one from its class's
+    rendered images (``read_noisy(code, places)``)."""
+    source = plan.rows["source"].to_numpy()
+    for start in range(0, len(source), chunk):
+        stop = min(start + chunk, len(source))
+        noisy, part = plan.noisy[start:stop], plan.part[start:stop]
+        plain = np.flatnonzero(noisy < 0)
+        first = read(plan.train[source[start:stop][plain]])
+        out = np.empty((stop - start, *first.shape[1:]), np.uint8)
+        out[plain] = first
+        for code in np.unique(part[noisy >= 0]):
+            where = np.flatnonzero((noisy >= 0) & (part == code))
+            out[where] = read_noisy(int(code), noisy[where])
+        yield out

@@ -1,0 +1,64 @@
+"""Section 5's augmentation per class: the set put together from per-class noisy images is
+the set rendered row by row, and one changed image changes only its class's draws."""
+
+import numpy as np
+import pandas as pd
+
+from fer_core.prepare.augment import AugmentConfig, render_chunks, training_plan
+from fer_core.prepare.augment_classes import assemble, class_plan, part_key, render_class
+
+CLASSES = ("a", "b", "c")
+CFG = AugmentConfig(plan="balance")
+
+
+def data(edit: int | None = None):
+    """46 stored 8x8 images in train/val/test over three unbalanced classes; ``edit``: one
+    image's content changed."""
+    rng = np.random.default_rng(0)
+    n = 46
+    labels = np.array([0] * 20 + [1] * 10 + [2] * 16)
+    split = np.array(["train", "train", "val", "test"] * 12)[:n]
+    images = rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8)
+    content = [f"img{i}" for i in range(n)]
+    if edit is not None:
+        images[edit] = 255 - images[edit]
+        content[edit] = "edited"
+    index = pd.DataFrame({"path": [f"p{i:02d}" for i in range(n)], "split": split,
+                          "label": labels, "class": np.array(CLASSES)[labels],
+                          "content": content})
+    return index, images
+
+
+def test_assembled_from_classes_is_the_set_rendered_row_by_row():
+    index, images = data()
+    plan = class_plan(index, CLASSES, CFG)
+    rows, train = training_plan(index, CLASSES, CFG)
+    pd.testing.assert_frame_equal(plan.rows, rows)
+    assert np.array_equal(plan.train, train) and (rows["noise"] != "none").any()
+    oracle = np.concatenate(list(render_chunks(rows, train, lambda p: images[p])))
+    rendered = {c: np.concatenate(list(render_class(plan, c, lambda p: images[p], chunk=4))
+                                  or [np.zeros((0, 8, 8, 3), np.uint8)])
+                for c in range(len(CLASSES))}
+    reads = []
+
+    def noisy(c, places):
+        reads.append(c)
+        return rendered[c][places]
+
+    out = np.concatenate(list(assemble(plan, lambda p: images[p], noisy, chunk=7)))
+    assert np.array_equal(out, oracle)
+    assert set(reads) == {c for c in range(3) if len(rendered[c])}
+
+
+def test_one_changed_image_changes_only_its_class():
+    index, _ = data()
+    before = class_plan(index, CLASSES, CFG)
+    edited = int(np.flatnonzero((index["split"] == "train") & (index["label"] == 1))[0])
+    after = class_plan(data(edit=edited)[0], CLASSES, CFG)
+    keys = [(part_key(before, c), part_key(after, c)) for c in range(3)]
+    assert [k0 != k1 for k0, k1 in keys] == [False, True, False]
+    for c in (0, 2):
+        pd.testing.assert_frame_equal(before.parts[c], after.parts[c])
+    assert not before.parts[1]["seed"].equals(after.parts[1]["seed"])
+    other = class_plan(index, CLASSES, AugmentConfig(plan="balance", random_state=1))
+    assert all(part_key(before, c) != part_key(other, c) for c in range(3))
