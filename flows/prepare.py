@@ -67,7 +67,7 @@ def prepare_sets(cfg: PrepareConfig, out_dir: str, store_root: str | None = None
     warnings = quality_task(manifest, cfg.quality)                       # (ours) blur per split
     batches = plan_align_batches(manifest, cfg.align)                    # 5: MTCNN alignment
     failed = align_runner(dask_address, cfg.align)(                      #   (a sub-flow of
-        batches, cfg.align, root, store_root, retries, retry_delay_s)    #   batch tasks),
+        manifest, cfg.align, root, store_root, retries, retry_delay_s)   #   batch tasks),
     manifest = merge_alignment_task(manifest, batches, plain(failed), cfg.align,  # merged
                                     store_root)                          #   from the store
     classes = classes_of(read_manifest(manifest))
@@ -125,14 +125,18 @@ def plain(failed: list[dict]) -> list[dict]:
 
 
 @flow(name="align", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def align_flow(batches: list[dict], cfg: AlignConfig, root: str, store_root: str,
+def align_flow(manifest: store.Ref, cfg: AlignConfig, root: str, store_root: str,
                retries: int, retry_delay_s: float) -> list[dict]:
-    """MTCNN over content-defined batches, each a task with retries and backoff. Returns
-    the batches that failed after their retries.
+    """MTCNN over content-defined batches of ``manifest``'s images, each a task with
+    retries and backoff. Returns the batches that failed after their retries.
 
     A batch that still fails does not stop the others: its images are marked in the
     manifest, and the flow fails naming it once the report of what did work is written.
+    The sub-flow takes the manifest by reference and plans its batches itself (as its
+    parent does, for the merge): a flow run's parameters are stored by the Prefect server,
+    which refuses them past 512 KiB, and FER2013's batch lists alone are 2.7 MB.
     """
+    batches = plan_align_batches(manifest, cfg)
     return _align_batches(batches, cfg, root, store_root, retries, retry_delay_s)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
 from fer_cli.main import main
 from fer_core import store
@@ -125,6 +128,15 @@ def test_fer2013_subset_with_alignment_is_reproducible(prefect_backend, fer2013_
     assert main([*args, "--out", str(two)]) == 0
     assert digest(one / "sets") == digest(two / "sets")
     assert digest(one / "reports") == digest(two / "reports")
+    # The align sub-flow's parameters are stored by the Prefect server, which refuses them
+    # past 512 KiB (all of FER2013's batch lists are 2.7 MB): the manifest by reference,
+    # never the list of images.
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["align"])))
+    assert runs
+    for run in runs:
+        stored = json.dumps(run.parameters)
+        assert "manifest" in run.parameters and not any(f in stored for f in files)
 
 
 @pytest.mark.slow
