@@ -96,14 +96,20 @@ def command_line() -> str:
     return shown_command([sys.executable, *sys.argv])
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a result file records it: relative to the repository when it is in this
+    checkout or beside it (the venv, ../shared), so a result names no folder of the machine."""
+    value = str(path)
+    if os.path.isabs(value) and Path(value).is_relative_to(REPO.parent):
+        value = os.path.relpath(value, REPO)
+    return value
+
+
 def shown_command(cmd: list[str]) -> str:
-    """``cmd`` as a result file records it: paths in this checkout or beside it (the venv,
-    ../shared) relative to the repository, so a result names no folder of the machine."""
+    """``cmd`` as a result file records it, each path through ``shown_path``."""
     def shown(arg: str) -> str:
         flag, eq, value = arg.rpartition("=") if arg.startswith("--") else ("", "", arg)
-        if os.path.isabs(value) and Path(value).is_relative_to(REPO.parent):
-            value = os.path.relpath(value, REPO)
-        return f"{flag}{eq}{value}"
+        return f"{flag}{eq}{shown_path(value)}"
 
     return shlex.join(shown(str(a)) for a in cmd)
 
@@ -230,7 +236,7 @@ def run_cli(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dic
             "peak_tree_rss_file_sampled_mib": mib(peak["RssFile"]),
             "user_seconds": round(usage.ru_utime, 2), "system_seconds": round(usage.ru_stime, 2),
             "cpu_utilisation": round((usage.ru_utime + usage.ru_stime) / wall, 2),
-            "log": str(log), "log_tail": tail}
+            "log": shown_path(log), "log_tail": tail}
 
 
 def free_port() -> int:

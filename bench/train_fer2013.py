@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from measure import CpuWatch, peak_rss_bytes, run_cli  # noqa: E402
+from measure import CpuWatch, peak_rss_bytes, run_cli, shown_command, shown_path  # noqa: E402
 
 from fer_core import store  # noqa: E402 - after the path set-up above
 from fer_core.evaluate.score import REPORTS, to_input  # noqa: E402
@@ -116,7 +116,7 @@ def copy_reports(reports: Path, dest: Path) -> list[str]:
     for name in names:
         if (reports / name).is_file():
             shutil.copyfile(reports / name, dest / name)
-            copied.append(str(dest / name))
+            copied.append(shown_path(dest / name))
     return copied
 
 
@@ -147,8 +147,8 @@ def run_direct(args: argparse.Namespace, cfg: TrainConfig, name: str) -> dict:
 
     t0 = time.perf_counter()
     fit(args.run_dir, cfg, out_dir=out_dir, resume=False, progress=show)
-    return {"command": shlex.join([sys.executable, *sys.argv]),
-            "wall_seconds": time.perf_counter() - t0, "out_dir": str(out_dir),
+    return {"command": shown_command([sys.executable, *sys.argv]),
+            "wall_seconds": time.perf_counter() - t0, "out_dir": shown_path(out_dir),
             "peak_rss_mib": round(peak_rss_bytes() / 2**20), "cpu": watch.result()}
 
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or args.config.stem
     meta = store.read_json(store.sets_dir(args.run_dir) / store.SETS_META)
     record = {"name": name, "config_file": str(args.config), "config": cfg.to_dict(),
-              "benchmark_command": shlex.join([sys.executable, *sys.argv]),
+              "benchmark_command": shown_command([sys.executable, *sys.argv]),
               "run_dir": str(args.run_dir), "splits": meta["splits"],
               "code_version": code_version()}
     if args.synthetic_throughput:
