@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from measure import machine_info, run_cli  # noqa: E402
+from measure import machine_info, run_cli, shown_command, shown_path  # noqa: E402
 
 FER = str(HERE.parent / ".venv" / "bin" / "fer")
 PREFECT = str(HERE.parent / ".venv" / "bin" / "prefect")
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True)
     data = work / "data"
     shutil.copytree(args.data, data)
-    record: dict = {"machine": machine_info(), "data": args.data,
+    record: dict = {"command": shown_command([sys.executable, *sys.argv]),
+                    "machine": machine_info(), "data": shown_path(args.data),
                     "images": sum(1 for p in data.rglob("*") if p.is_file()),
                     "repeat": args.repeat, "note": args.note, "steps": {}}
     results = Path(args.results)
