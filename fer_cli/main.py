@@ -163,7 +163,8 @@ def cmd_demo(args) -> int:
     return cmd_pipeline(argparse.Namespace(
         data=str(data), out=args.out, classes=None, class_map=None, augment="auto",
         no_align=False, prepare_config=str(config), store=None, train_config=None,
-        model="compact_cnn", epochs=args.epochs, batch_size=32, lr=None, device=None, seed=None))
+        model="compact_cnn", epochs=args.epochs, batch_size=32, lr=None, device=None, seed=None,
+        mlflow=None))
 
 
 def main(argv: list[str] | None = None, *, guard: bool = False) -> int:
