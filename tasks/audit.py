@@ -32,6 +32,14 @@ def _hashes_key(cfg: near_duplicates.NearDupConfig) -> str:
                      modules=[near_duplicates, phash])
 
 
+def _search_key(cfg: near_duplicates.NearDupConfig) -> str:
+    """What a search's pairs depend on besides its images: every setting but the policy
+    and the chunk size, and the code."""
+    return stage_key("near_duplicates/search", inputs=[],
+                     config=cfg.model_dump(mode="json", exclude={"policy", "chunk"}),
+                     modules=[near_duplicates, near_search, phash])
+
+
 @task(name="near-duplicates", task_run_name="near-duplicates-{cfg.policy}",
       **task_options(_near_dir))
 def near_duplicates_task(manifest: Ref, cfg: near_duplicates.NearDupConfig, root: str,
@@ -40,15 +48,18 @@ def near_duplicates_task(manifest: Ref, cfg: near_duplicates.NearDupConfig, root
     def make(out: Path) -> dict:
         # Each image's hashes are kept in the store by its content: a rerun after one edit
         # hashes that image alone (the search over all the hashes is cheap and reruns).
-        kept = _hashes_key(cfg)
+        # So are the last search's pairs: those of two unchanged images are kept.
+        kept, searched = _hashes_key(cfg), _search_key(cfg)
+        m = read_manifest(manifest)
         pairs, marked, meta, new = near_search.search_known(
-            read_manifest(manifest), cfg,
-            lambda paths, size: store.iter_image_batches(root, paths, size), progress=bar,
-            known=stage_files.read_hashes(store_root, kept))
+            m, cfg, lambda paths, size: store.iter_image_batches(root, paths, size),
+            progress=bar, known=stage_files.read_hashes(store_root, kept),
+            last=stage_files.read_last_search(store_root, searched))
         stage_files.add_hashes(store_root, kept, new)
+        stage_files.write_last_search(store_root, searched, near_search.searched_rows(m), pairs)
         get_run_logger().info("near-duplicates: %d of %d images hashed now (%d at 256 bits), "
-                              "the rest kept from before", meta["hashed"], meta["images"],
-                              meta["hashed_fine"])
+                              "the rest kept from before; pairs searched for %d", meta["hashed"],
+                              meta["images"], meta["hashed_fine"], meta["searched"])
         store.write_frame(out / PAIRS, pairs)
         stage_files.write_manifest(out, marked)
         return meta

@@ -150,13 +150,30 @@ def _compare(index, queries, order, lo, counts, k, budget) -> list[np.ndarray]:
     return out
 
 
-def candidates(coarse: np.ndarray, subsets: np.ndarray, cfg: NearDupConfig) -> pd.DataFrame:
+def candidates(coarse: np.ndarray, subsets: np.ndarray, cfg: NearDupConfig,
+               changed: np.ndarray | None = None) -> pd.DataFrame:
     """Pairs within ``max_distance`` on the 64-bit hash: ``moved`` at ``probe`` against
     ``other`` as it is. Every image is compared with every other as it is; a probed image
-    is also compared at its probes, with the images of the other subsets."""
+    is also compared at its probes, with the images of the other subsets. With ``changed``
+    (a mask of the images), only the pairs with a changed image: the search is exhaustive
+    (``_matches``), so a pair's verdict depends on its two images alone and those of two
+    unchanged images can be kept from a search before."""
     img, probe = np.nonzero(probed(subsets, cfg))
-    hits = _matches(coarse[:, 0], coarse[img, probe], cfg.max_distance, cfg.block_radius)
-    a, b, d, p = img[hits[:, 0]], hits[:, 1], hits[:, 2], probe[hits[:, 0]]
+    k, r = cfg.max_distance, cfg.block_radius
+    if changed is None:
+        hits = _matches(coarse[:, 0], coarse[img, probe], k, r)
+        a, b, d, p = img[hits[:, 0]], hits[:, 1], hits[:, 2], probe[hits[:, 0]]
+    else:
+        # A changed image moved against every image; an unchanged one moved against the
+        # changed ones (its moved hashes indexed, the few changed hashes the queries).
+        mine = changed[img]
+        ch = np.flatnonzero(changed)
+        h1 = _matches(coarse[:, 0], coarse[img[mine], probe[mine]], k, r)
+        h2 = _matches(coarse[img[~mine], probe[~mine]], coarse[ch, 0], k, r)
+        a = np.concatenate([img[mine][h1[:, 0]], img[~mine][h2[:, 1]]])
+        b = np.concatenate([h1[:, 1], ch[h2[:, 0]]])
+        d = np.concatenate([h1[:, 2], h2[:, 2]])
+        p = np.concatenate([probe[mine][h1[:, 0]], probe[~mine][h2[:, 1]]])
     # An image is never its own pair; a held-out image's probe is only for the other subsets.
     with_all = (cfg.probe == "all") | ((cfg.probe == "half") & ~np.isin(subsets[a], HELD_OUT))
     keep = (a != b) & ((p == 0) | (subsets[a] != subsets[b]) | with_all)

@@ -40,13 +40,17 @@ def hash_keys(sha1s, probed: np.ndarray) -> list[str]:
 
 def search_known(m: pd.DataFrame, cfg: nd.NearDupConfig, read_batches: Reader, *,
                  progress: Callable | None = None,
-                 known: Mapping[str, np.ndarray] | None = None
+                 known: Mapping[str, np.ndarray] | None = None,
+                 last: tuple[pd.DataFrame, pd.DataFrame] | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict[str, np.ndarray]]:
     """``search``, reusing the hashes ``known`` holds (``{key: hashes}``, keys by
     ``hash_keys``: an image's content, not its path): only the other images are read and
-    hashed. Returns also the hashes computed now, by their keys."""
+    hashed. ``last``: a search before with the same config, as (its ``searched_rows``, its
+    pairs); the pairs of two images it saw unchanged are kept, and only the pairs with a
+    changed image are searched. Returns also the hashes computed now, by their keys."""
     known = known or {}
     rows = nd.hashed_rows(m)
+    kept = _unchanged(rows, last[0]) if last is not None else None
     paths, subsets = rows["path"].tolist(), rows["subset"].to_numpy()
     probed = nd.probed(subsets, cfg)
     keys = hash_keys(rows["sha1"], probed)
@@ -62,7 +66,7 @@ def search_known(m: pd.DataFrame, cfg: nd.NearDupConfig, read_batches: Reader, *
         part = todo[s:s + len(images)]
         coarse[part] = nd.coarse_hashes(images, cfg, probed=probed[part])
     new = {keys[i]: coarse[i] for i in todo}
-    cands = nd.candidates(coarse, subsets, cfg)
+    cands = nd.candidates(coarse, subsets, cfg, None if kept is None else ~kept)
     # Second pass: the 256-bit hash of the candidates' images alone.
     sha1s = rows["sha1"].tolist()
     wanted = nd.wanted_fine(cands, len(rows))
@@ -76,10 +80,41 @@ def search_known(m: pd.DataFrame, cfg: nd.NearDupConfig, read_batches: Reader, *
         for i, hashes in zip(part, nd.fine_hashes(images, asked, cfg), strict=True):
             fine[i] = {**fine[i], **hashes}
             new |= {f"{sha1s[i]}/f{p}": h for p, h in hashes.items()}
-    pairs = nd.with_paths(nd.confirm(cands, fine, cfg), rows)
+    found = nd.confirm(cands, fine, cfg)
+    if kept is not None:
+        found = _with_kept(found, last[1], rows, kept)
+    pairs = nd.with_paths(found, rows)
     meta = {"images": len(rows), "hashed": len(todo), "hashed_fine": len(need),
+            "searched": len(rows) if kept is None else int((~kept).sum()),
             "candidates": len(cands), "pairs": len(pairs)}
     return pairs, nd.mark_near_duplicates(m, pairs, cfg), meta, new
+
+
+def searched_rows(m: pd.DataFrame) -> pd.DataFrame:
+    """What a search's pairs depend on besides the config, per hashed image: its path,
+    content and subset (which decides its probes and whom it is compared with)."""
+    return nd.hashed_rows(m)[["path", "sha1", "subset"]].reset_index(drop=True)
+
+
+def _unchanged(rows: pd.DataFrame, last_rows: pd.DataFrame) -> np.ndarray:
+    """Per hashed row: the last search saw this path with this content and subset."""
+    def keys(df):
+        return df["path"] + "\0" + df["sha1"] + "\0" + df["subset"]
+    return keys(rows).isin(set(keys(last_rows))).to_numpy()
+
+
+def _with_kept(found: pd.DataFrame, last_pairs: pd.DataFrame, rows: pd.DataFrame,
+               kept: np.ndarray) -> pd.DataFrame:
+    """``found`` (the pairs with a changed image) and the last search's pairs of two
+    unchanged images, by positions into ``rows``, ordered as ``confirm`` orders them."""
+    pos = pd.Series(np.arange(len(rows)), index=rows["path"].to_numpy())[kept]
+    old = last_pairs[last_pairs["path_a"].isin(pos.index) & last_pairs["path_b"].isin(pos.index)]
+    pa, pb = pos.loc[old["path_a"]].to_numpy(), pos.loc[old["path_b"]].to_numpy()
+    old = pd.DataFrame({"a": np.minimum(pa, pb), "b": np.maximum(pa, pb),
+                        "probe": old["probe"].to_numpy(), "distance": old["distance"].to_numpy(),
+                        "fine_distance": old["fine_distance"].to_numpy()})
+    both = pd.concat([found, old.astype(found.dtypes.to_dict())], ignore_index=True)
+    return both.sort_values(["a", "b"], ignore_index=True)[nd.PAIR_COLUMNS]
 
 
 def _chunks(read_batches: Reader, paths: list[str], size: int, desc: str,

@@ -34,6 +34,7 @@ PAIRS = "pairs.parquet"  # of the near-duplicate stage: the pairs it found
 INGEST_FILES = "ingest-files"  # beside the ingest results: each one's files table
 FILE_SHA1S = "file-sha1s.json"  # in the store: each data file's SHA-1 while its stat holds
 HASHES = "hashes"  # in the store: per-image hashes by content, one table per way of hashing
+SEARCHES = "searches"  # in the store: the last near-duplicate search, one per way of searching
 
 
 def sha1_memo(store_root: str | os.PathLike) -> Path:
@@ -169,6 +170,43 @@ def add_hashes(store_root: str | os.PathLike, key: str, new: Mapping[str, np.nda
         write_frame(path, pd.DataFrame({"key": list(table),
                                         "hashes": [np.asarray(h, np.uint64).view(np.int64).tolist()
                                                    for h in table.values()]}))
+
+
+def last_search_path(store_root: str | os.PathLike, key: str) -> Path:
+    """The last near-duplicate search made one way (``key``: everything its pairs depend on
+    besides the images): the images it saw and the pairs it found."""
+    return Path(store_root) / SEARCHES / f"{key[:24]}.parquet"
+
+
+def read_last_search(store_root: str | os.PathLike,
+                     key: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(rows, pairs) of the last search (None when missing or unreadable: a hint only, a
+    pair's verdict is a function of its two images' content and subsets)."""
+    path = last_search_path(store_root, key)
+    try:
+        with locked(path, shared=True):
+            table = pd.read_parquet(path)
+    except Exception:  # noqa: BLE001 - damaged or absent: search everything
+        return None
+    # One table, so that no reader sees one run's rows with another's pairs: the rows
+    # (role "row") and the pairs (role "pair", path_b set) share its columns.
+    rows = table[table["role"] == "row"]
+    pairs = table[table["role"] == "pair"]
+    return (rows[["path", "sha1", "subset"]].reset_index(drop=True),
+            pairs[["path", "path_b", "probe", "distance", "fine_distance"]]
+            .rename(columns={"path": "path_a"}).astype({c: "int64" for c in
+                                                        ("probe", "distance", "fine_distance")})
+            .reset_index(drop=True))
+
+
+def write_last_search(store_root: str | os.PathLike, key: str, rows: pd.DataFrame,
+                      pairs: pd.DataFrame) -> None:
+    path = last_search_path(store_root, key)
+    table = pd.concat([rows.assign(role="row"),
+                       pairs.rename(columns={"path_a": "path"}).assign(role="pair")],
+                      ignore_index=True)
+    with locked(path):
+        write_frame(path, table)
 
 
 # --- the files table beside each ingest result ------------------------------------------

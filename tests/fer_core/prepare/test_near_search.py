@@ -11,7 +11,7 @@ import pytest
 from fer_core.datasets.near_copies import near_copy
 from fer_core.prepare.manifest import DUPLICATE, KEPT, REJECTED, new_rows
 from fer_core.prepare.near_duplicates import NearDupConfig
-from fer_core.prepare.near_search import search, search_known
+from fer_core.prepare.near_search import search, search_known, searched_rows
 
 
 def smooth_faces(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -57,7 +57,7 @@ def test_planted_copies_are_found_and_the_policy_is_applied(data):
     found = set(zip(pairs["path_a"], pairs["path_b"], strict=True))
     made = {tuple(sorted((f"train/a/src{i}.png", f"test/a/copy{i}.png"))) for i in range(8)}
     assert made <= found, made - found
-    assert meta == {"images": 40, "hashed": 40, "hashed_fine": len(log[1]),
+    assert meta == {"images": 40, "hashed": 40, "hashed_fine": len(log[1]), "searched": 40,
                     "candidates": meta["candidates"], "pairs": len(pairs)}
     assert meta["candidates"] >= len(pairs)
     first, second = log
@@ -104,3 +104,36 @@ def test_known_hashes_are_reused_and_only_a_changed_image_is_read_again(data):
     assert pairs.equals(fresh_pairs) and marked.equals(fresh_marked)
     assert ("train/a/src3.png", "test/a/copy3.png") not in set(
         zip(pairs["path_a"], pairs["path_b"], strict=True)), "a mirrored face is no copy"
+
+
+def test_a_search_after_changes_keeps_the_unchanged_pairs_and_equals_a_fresh_one(data):
+    m, images = data
+    cfg = NearDupConfig(policy="drop_train")
+    pairs, _, _, hashes = search_known(m, cfg, reader(images, []))
+    last = (searched_rows(m), pairs)
+    # Edited (src3 mirrored), added (a copy of src0), removed (copy1), moved to the other
+    # subset (other0): every change a rerun sees.
+    changed = dict(images)
+    changed["train/a/src3.png"] = cv2.flip(images["train/a/src3.png"], 1)
+    changed["test/a/copy8.png"] = near_copy(cv2.cvtColor(images["train/a/src0.png"],
+                                                         cv2.COLOR_RGB2GRAY), "jpeg",
+                                            np.random.default_rng(5))
+    changed["test/a/copy8.png"] = cv2.cvtColor(changed["test/a/copy8.png"], cv2.COLOR_GRAY2RGB)
+    m2 = m[m["path"] != "test/a/copy1.png"].copy()
+    m2.loc[m2["path"] == "train/a/src3.png", "sha1"] = "edited"
+    m2.loc[m2["path"] == "train/a/other0.png", "subset"] = "test"
+    m2 = new_rows([*m2.drop(columns=[c for c in m2 if c not in ("path", "subset", "class",
+                                                                 "sha1", "status")])
+                   .to_dict("records"),
+                   {"path": "test/a/copy8.png", "subset": "test", "class": "a",
+                    "sha1": "copy8"}]).sort_values("path", ignore_index=True)
+    again, marked, meta, _ = search_known(m2, cfg, reader(changed, []), known=hashes, last=last)
+    fresh, fresh_marked, fresh_meta = search(m2, cfg, reader(changed, []))  # the oracle
+    assert again.equals(fresh) and marked.equals(fresh_marked)
+    assert meta["searched"] == 3 and fresh_meta["searched"] == len(searched_rows(m2))
+    found = set(zip(fresh["path_a"], fresh["path_b"], strict=True))
+    assert ("train/a/src0.png", "test/a/copy8.png") in found or \
+        ("test/a/copy8.png", "train/a/src0.png") in found, "the added copy is paired"
+    assert not any("copy1" in a + b for a, b in found), "the removed image's pair is gone"
+    kept = set(zip(pairs["path_a"], pairs["path_b"], strict=True))
+    assert len(found & kept) >= 5, "most pairs are the last search's, kept"
