@@ -123,6 +123,10 @@ def main() -> None:
     ap.add_argument("--held-out", default="surprise", choices=CLASSES)
     ap.add_argument("--base-per-class", type=int, default=1500)
     ap.add_argument("--base-epochs", type=int, default=6)
+    ap.add_argument("--base-config", default=None,
+                    help="the base model's recipe (e.g. bench/configs/cpu_30min.yaml, its "
+                         "epochs set by --base-epochs); default: AdamW at lr 2e-3, batch 64, "
+                         "sized for a loaded machine")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--sizes", default="50,200")
     ap.add_argument("--work", default=str(REPO / "bench" / "work" / "finetune_small"))
@@ -142,8 +146,12 @@ def main() -> None:
     six = tuple(c for c in CLASSES if c != a.held_out)
     base_run = write_run(work / "base", six, {
         "train": {c: faces[("train", c)][base0:] for c in six}, "val": val})
-    base_cfg = TrainConfig(model="vgg_faces", epochs=a.base_epochs, batch_size=64, lr=2e-3,
-                           weight_decay=1e-4, warmup_epochs=0, patience=0, **FAST)
+    if a.base_config:
+        base_cfg = TrainConfig.from_file(a.base_config).model_copy(
+            update={"model": "vgg_faces", "epochs": a.base_epochs, **FAST})
+    else:
+        base_cfg = TrainConfig(model="vgg_faces", epochs=a.base_epochs, batch_size=64,
+                               lr=2e-3, weight_decay=1e-4, warmup_epochs=0, patience=0, **FAST)
     base = fit(base_run, base_cfg, out_dir=work / "base" / "out", resume=False)
     counts = {c: len(faces[("train", c)][base0:]) for c in six}
     rows = [{"training": f"base (scratch, no {a.held_out})", "images_per_class": counts,
@@ -157,6 +165,8 @@ def main() -> None:
     measure.write_result(Path(a.results), {
         "what": "new class from few images: fine-tuned vs from scratch, FER2013 test split "
                 f"({len(test_y)} faces, {int((test_y == held).sum())} {a.held_out})",
+        "command": measure.shown_command([sys.executable, *sys.argv]),
+        "base_config": a.base_config or "inline (lr 2e-3, batch 64)",
         "held_out": a.held_out, "val_per_class": n_val, "recipe": "bench/configs/"
         "finetune_small.yaml (epochs, device and CPU speed options overridden)",
         "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1), "cpu": watch.result()})
