@@ -121,7 +121,8 @@ def card(result: dict, meta: dict, *, name: str, weights_bytes: int,
 ## Results (as FER+ reports them: majority labels, {len(classes)} classes)
 {chr(10).join(results)}
 
-Faces left out of `test` for having no majority label: {_excluded(result['excluded'].get('test'))}.
+Faces of `test` left out for want of a majority label, by reason:
+{_excluded(result['excluded'].get('test'))}.
 For reference, the FER+ paper's VGG13 from scratch: about 84-85% on PrivateTest with
 probability drawing or cross-entropy on the distribution, about 84% with majority voting.
 {targets}
