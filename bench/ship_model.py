@@ -1,12 +1,17 @@
-"""Ship a benchmarked model as the package's default: copy the run's best checkpoint into
-fer_core/models/weights/ and write docs/MODEL_CARD.md from the benchmark's own result file.
+"""Ship a benchmarked model: copy the run's best checkpoint into fer_core/models/weights/
+and write its model card from the benchmark's own result file. Two shipped models: the
+default FER2013 one (docs/MODEL_CARD.md) and the FER+ one (``--model ferplus``,
+docs/MODEL_CARD_FERPLUS.md).
 
     python bench/ship_model.py bench/results/train_cpu_30min.json \
         --prepare-command "fer prepare fer2013/ --out RUN --class-map fer2013 \
 --subset test_private=fer2013/test_private.txt"
+    python bench/ship_model.py bench/results/train_ferplus_crossentropy.json --model ferplus
 
-Every figure in the card comes from the result JSON that bench/train_fer2013.py wrote
-(never typed by hand); the card's prose (limits, terms) is this script's template.
+Every figure in a card comes from the result JSON that bench/train_fer2013.py or
+bench/train_ferplus.py wrote (never typed by hand); the FER+ card also shows the majority
+twin (train_ferplus_majority.json beside it) when it exists. The card's prose (limits,
+terms) is this script's template (bench/card_ferplus.py for FER+).
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.measure import shown_command  # noqa: E402
+from bench.card_ferplus import card as ferplus_card  # noqa: E402
+from bench.measure import shown_command, shown_path  # noqa: E402
 from fer_core import store  # noqa: E402
 from fer_core.models.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
+from fer_core.models.reference import SHIPPED  # noqa: E402
 from fer_core.train.loop import _grey_faces  # noqa: E402
 
 WEIGHTS = REPO / "fer_core" / "models" / "weights"
-CARD = REPO / "docs" / "MODEL_CARD.md"
-NAME = "fer2013_vgg_faces"
+CARDS = {"fer2013": REPO / "docs" / "MODEL_CARD.md",
+         "ferplus": REPO / "docs" / "MODEL_CARD_FERPLUS.md"}
+NAME = SHIPPED["fer2013"]  # the file stem: fer2013_vgg_faces
 MAX_BYTES = 10 * 2**20  # what the repository takes
 
 
@@ -135,40 +143,74 @@ are not in this repository.
 """
 
 
+def _twin(path: Path, result: dict) -> dict | None:
+    """The same FER+ recipe with majority labels (train_ferplus_majority*.json beside
+    ``path``), when ``result`` is another mode's and that file exists."""
+    mode = result["label_mode"]
+    other = path.with_name(path.name.replace(f"_{mode}", "_majority", 1))
+    if mode == "majority" or other == path or not other.is_file():
+        return None
+    return store.read_json(other) | {"_source": shown_path(other)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("result", type=Path, help="bench/results/train_<name>.json")
-    ap.add_argument("--prepare-command", required=True,
-                    help="the `fer prepare` command that made the run folder")
+    ap.add_argument("result", type=Path, help="bench/results/train_<name>.json (FER2013) or "
+                    "bench/results/train_ferplus_<mode>.json (--model ferplus)")
+    ap.add_argument("--model", choices=sorted(SHIPPED), default="fer2013",
+                    help="which shipped model the run becomes (default fer2013)")
+    ap.add_argument("--prepare-command", help="fer2013: the `fer prepare` command that made "
+                    "the run folder (a FER+ result records its own)")
+    ap.add_argument("--weights-dir", type=Path, default=WEIGHTS,
+                    help="where the checkpoint goes (default fer_core/models/weights)")
+    ap.add_argument("--card", type=Path, help="the model card (default "
+                    "docs/MODEL_CARD.md, docs/MODEL_CARD_FERPLUS.md for ferplus)")
     args = ap.parse_args(argv)
-    result = store.read_json(args.result) | {"_source": args.result.relative_to(REPO)
-                                             if args.result.is_absolute() else args.result}
+    ferplus = args.model == "ferplus"
+    if not ferplus and not args.prepare_command:
+        ap.error("--prepare-command is required for the FER2013 model")
+    result = store.read_json(args.result) | {"_source": shown_path(args.result)}
+    if ferplus and "train_command" not in result:
+        raise SystemExit(f"{args.result}: not a result of bench/train_ferplus.py (it has no "
+                         "train_command); --model ferplus ships a train_ferplus_<mode>.json")
     # The card and the checkpoint's JSON name no folder of the machine that trained it.
-    result["run"]["command"] = shown_command(shlex.split(result["run"]["command"]))
-    best = Path(result["run_dir"]) / "model" / "best.pt"
+    if ferplus:
+        trained_by, prepared_by = result["train_command"], result["prepare_command"]
+    else:
+        result["run"]["command"] = shown_command(shlex.split(result["run"]["command"]))
+        trained_by, prepared_by = result["run"]["command"], args.prepare_command
+    run_dir = Path(result["run_dir"])
+    run_dir = run_dir if run_dir.is_absolute() else REPO / run_dir
+    best = run_dir / "model" / "best.pt"
     payload, meta = load_checkpoint(best)  # weights_only: a checkpoint is data
     # Preprocessing follows the faces the model learnt from. Runs trained before the grey
     # check looked at validation judged the training split, whose per-channel noise copies
     # hid FER2013's grey faces; the current rule is applied here and the change recorded.
-    grey = _grey_faces(store.load_set(result["run_dir"], "val"))
+    grey = _grey_faces(store.load_set(run_dir, "val"))
     if grey != is_grayscale(meta):
         meta = {**meta, "preprocessing": preprocessing(meta["model"], grayscale=grey),
                 "preprocessing_note": f"grayscale set to {grey} at shipping: the run's "
                 "validation faces are grey (three equal channels); on grey faces the grey "
                 "step changes no input, so every figure here holds unchanged"}
-    WEIGHTS.mkdir(parents=True, exist_ok=True)
-    target = WEIGHTS / f"{NAME}.pt"
+    args.weights_dir.mkdir(parents=True, exist_ok=True)
+    target = args.weights_dir / f"{SHIPPED[args.model]}.pt"
+    if best.stat().st_size > MAX_BYTES:  # checked before it replaces a shipped model
+        raise SystemExit(f"{best}: {best.stat().st_size} bytes, over {MAX_BYTES}")
     shutil.copyfile(best, target)
-    if target.stat().st_size > MAX_BYTES:
-        raise SystemExit(f"{best}: {target.stat().st_size} bytes, over {MAX_BYTES}")
+    excluded = result.get("excluded") or {}
     store.write_json(target.with_suffix(".json"),
                      {**meta, "metrics": {s: {k: v for k, v in m.items() if k != "per_class_f1"}
+                                          | ({"labels": "majority", "excluded": excluded[s]}
+                                             if excluded.get(s) is not None else {})
                                           for s, m in result["scores"].items()},
-                      "trained_by": result["run"]["command"],
-                      "prepared_by": args.prepare_command})
-    store.write_bytes(CARD, card(result, meta, args.prepare_command, target).encode())
+                      "trained_by": trained_by, "prepared_by": prepared_by})
+    card_path = args.card or CARDS[args.model]
+    text = (ferplus_card(result, meta, name=target.stem, weights_bytes=target.stat().st_size,
+                         twin=_twin(args.result, result)) if ferplus
+            else card(result, meta, prepared_by, target))
+    store.write_bytes(card_path, text.encode())
     print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MB), "
-          f"{target.with_suffix('.json')}, {CARD}")
+          f"{target.with_suffix('.json')}, {card_path}")
     return 0
 
 

@@ -32,7 +32,13 @@ REPO = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from measure import CpuWatch, run_cli, write_result  # noqa: E402 - bench/ is on sys.path
+from measure import (  # noqa: E402 - bench/ is on sys.path
+    CpuWatch,
+    run_cli,
+    shown_command,
+    shown_path,
+    write_result,
+)
 from prepare_fer2013 import extract  # noqa: E402
 from train_fer2013 import copy_reports, scores  # noqa: E402
 
@@ -78,6 +84,48 @@ def train_in_chunks(cmd: list[str], log: Path, chunk_s: int, max_chunks: int) ->
             "peak_rss_mib": max(c["peak_rss_mib"] for c in chunks), "runs": chunks}
 
 
+def split_counts(path: Path) -> dict | None:
+    """Faces per class and split as `fer prepare` kept them (its reports/split.csv)."""
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={"code": str}).set_index("class")
+    return {split: {c: int(n) for c, n in table[split].items() if c != "Total"}
+            for split in ("train", "val", "test") if split in table}
+
+
+def ferplus_record(mode: str, run_dir: Path, values: dict, *, config: Path, prepare: list[str],
+                   prepared: dict, train_command: list[str], trained: dict,
+                   per_class: int | None, figures: Path) -> dict:
+    """The result of one trained mode as bench/ship_model.py reads it: commands and paths
+    relative to the repo, the run folder (its model/best.pt is what ships), costs, and the
+    scores of RUN_DIR/reports/metrics.json as FER+ reports them."""
+    reports = run_dir / "reports"
+    metrics = pd.read_json(reports / "metrics.json", typ="series").to_dict()
+    model = run_dir / "model" / "best.pt"
+    record = {"label_mode": mode, "subset_per_class": per_class, "config": values,
+              "config_file": shown_path(config), "run_dir": shown_path(run_dir),
+              "prepare_command": shown_command(prepare), "prepare": prepared,
+              "train_command": shown_command(train_command), "train": trained,
+              "model_bytes": model.stat().st_size,
+              "best_epoch": metrics.get("best_epoch"),
+              "scores": scores(metrics),
+              "excluded": {s: metrics[s].get("excluded") for s in ("val", "test")
+                           if isinstance(metrics.get(s), dict)},
+              # faces per class (the card's known limits: contempt is rare)
+              "support": {s: {c: v["support"] for c, v in metrics[s]["per_class"].items()}
+                          for s in ("val", "test") if isinstance(metrics.get(s), dict)},
+              "split_counts": split_counts(reports / "split.csv"),
+              "figures": copy_reports(reports, figures)}
+    test = record["scores"].get("test", {})
+    record["pass"] = None if per_class or mode != "crossentropy" else {
+        "min_test_accuracy": test.get("accuracy", 0) >= TARGETS["min_test_accuracy"],
+        "max_train_wall_seconds": trained["wall_seconds"] <= TARGETS["max_train_wall_seconds"],
+        "max_model_bytes": record["model_bytes"] <= TARGETS["max_model_bytes"],
+        "max_peak_rss_mib": trained["peak_rss_mib"] <= TARGETS["max_peak_rss_mib"]}
+    record["targets"] = TARGETS
+    return record
+
+
 def bench_mode(mode: str, args: argparse.Namespace, data: Path, votes: Path) -> dict:
     work, tag = args.work, "_smoke" if args.per_class else ""
     run_dir = work / f"run_{mode}{tag}"
@@ -96,29 +144,15 @@ def bench_mode(mode: str, args: argparse.Namespace, data: Path, votes: Path) -> 
     config.write_text(yaml.safe_dump(values, sort_keys=False))
     train_store = work / f"store_train_{mode}{tag}"
     shutil.rmtree(train_store, ignore_errors=True)  # nothing cached: a whole training
+    train = fer("train", str(run_dir), "--config", str(config), "--store", str(train_store))
     watch = CpuWatch()
-    trained = train_in_chunks(fer("train", str(run_dir), "--config", str(config), "--store",
-                                  str(train_store)), work / f"train_{mode}{tag}.log",
+    trained = train_in_chunks(train, work / f"train_{mode}{tag}.log",
                               int(args.chunk_minutes * 60), args.max_chunks)
     trained["cpu"] = watch.result()
-    reports = run_dir / "reports"
-    metrics = pd.read_json(reports / "metrics.json", typ="series").to_dict()
-    model = run_dir / "model" / "best.pt"
-    record = {"label_mode": mode, "subset_per_class": args.per_class, "config": values,
-              "prepare_command": " ".join(prepare), "prepare": prepared,
-              "train": trained, "model_bytes": model.stat().st_size,
-              "best_epoch": metrics.get("best_epoch"),
-              "scores": scores(metrics),
-              "excluded": {s: metrics[s].get("excluded") for s in ("val", "test")
-                           if isinstance(metrics.get(s), dict)},
-              "figures": copy_reports(reports, args.results / f"ferplus_{mode}{tag}")}
+    record = ferplus_record(mode, run_dir, values, config=args.config, prepare=prepare,
+                            prepared=prepared, train_command=train, trained=trained,
+                            per_class=args.per_class, figures=args.results / f"ferplus_{mode}{tag}")
     test = record["scores"].get("test", {})
-    record["pass"] = None if args.per_class or mode != "crossentropy" else {
-        "min_test_accuracy": test.get("accuracy", 0) >= TARGETS["min_test_accuracy"],
-        "max_train_wall_seconds": trained["wall_seconds"] <= TARGETS["max_train_wall_seconds"],
-        "max_model_bytes": record["model_bytes"] <= TARGETS["max_model_bytes"],
-        "max_peak_rss_mib": trained["peak_rss_mib"] <= TARGETS["max_peak_rss_mib"]}
-    record["targets"] = TARGETS
     out = write_result(args.results / f"train_ferplus_{mode}{tag}.json", record)
     print(f"{mode}: test accuracy {test.get('accuracy', float('nan')):.4f} on {test.get('n')} "
           f"faces, train {trained['wall_seconds']:.0f} s in {trained['chunks']} chunk(s); "

@@ -17,9 +17,10 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="PATH",
                    help="image files, folders (searched recursively) and video files")
     p.add_argument("--model", default=None,
-                   help="a shipped model's name (fer2013), a checkpoint (best.pt), a training "
-                   "RUN/train/NAME or a run RUN (its latest or promoted training) (default: "
-                   f"the shipped model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name})")
+                   help="a shipped model's name (fer2013: FER2013's 7 classes; ferplus: FER+'s "
+                   "8), a checkpoint (best.pt), a training RUN/train/NAME or a run RUN (its "
+                   "latest or promoted training) (default: the FER2013 model, "
+                   f"fer_core/models/weights/{DEFAULT_CHECKPOINT.name})")
     p.add_argument("--out", default="predictions.csv", help="results file, .csv or .json "
                    "(video timelines go to <out stem>_timelines/)")
     p.add_argument("--annotate", metavar="DIR",
@@ -50,7 +51,7 @@ def register(sub) -> None:
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
     e.add_argument("--model", required=True, help="a checkpoint (best.pt), RUN/train/NAME, "
-                   "RUN or a shipped model's name")
+                   "RUN or a shipped model's name (fer2013, ferplus)")
     e.add_argument("--format", choices=("onnx", "torchscript"), required=True,
                    help="onnx (for ONNX Runtime) or torchscript (for torch.jit.load)")
     e.add_argument("--out", required=True, help="the exported file (metadata: OUT.json)")

@@ -14,9 +14,9 @@ def register(sub) -> None:
                        "image as raw bytes or multipart), POST /predict/batch (several), GET "
                        "/health, GET /model, and a page at / to drop a photo on.")
     s.add_argument("--model", default=None,
-                   help="a shipped model's name (fer2013), a checkpoint (best.pt), a training "
-                   "RUN/train/NAME or a run RUN (default: the shipped model, "
-                   f"{DEFAULT_CHECKPOINT.name})")
+                   help="a shipped model's name (fer2013: FER2013's 7 classes; ferplus: FER+'s "
+                   "8), a checkpoint (best.pt), a training RUN/train/NAME or a run RUN "
+                   f"(default: the FER2013 model, {DEFAULT_CHECKPOINT.name})")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")

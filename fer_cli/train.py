@@ -37,8 +37,10 @@ def register(sub) -> None:
     e.add_argument("--classes", help="a,b,c: only these classes of --data (a class the model "
                    "does not know is otherwise an error)")
     e.add_argument("--name", help="name of --data in the reports (default: its folder's)")
-    e.add_argument("--checkpoint", help="a checkpoint, RUN/train/NAME, RUN or a shipped "
-                   "model's name (default RUN_DIR/model/best.pt, else the shipped model)")
+    # --model as in predict, serve and export: the same reference, under the same name.
+    e.add_argument("--checkpoint", "--model", dest="checkpoint", help="a checkpoint, "
+                   "RUN/train/NAME, RUN or a shipped model's name (fer2013, ferplus) (default "
+                   "RUN_DIR/model/best.pt, else the shipped FER2013 model)")
     e.add_argument("--store", help="result store folder (default RUN_DIR/store)")
     e.set_defaults(func=cmd_evaluate, check=check_evaluate)
     c = sub.add_parser("compare", help="the trainings of a run side by side, best first",

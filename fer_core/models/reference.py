@@ -1,7 +1,7 @@
 """One model reference for every door (``--model``, ``--weights``, ``--checkpoint``, the
-flows' model parameters): a shipped model's name (``fer2013``), a checkpoint file, a
-training folder (``RUN/train/NAME``) or a run folder (``RUN``: its ``model/best.pt``, the
-latest or promoted training). Pure path logic: imports no torch, so a command checks its
+flows' model parameters): a shipped model's name (``fer2013``, ``ferplus``), a checkpoint
+file, a training folder (``RUN/train/NAME``) or a run folder (``RUN``: its ``model/best.pt``,
+the latest or promoted training). Pure path logic: imports no torch, so a command checks its
 model before anything heavy loads."""
 
 from __future__ import annotations
@@ -10,21 +10,43 @@ import os
 from pathlib import Path
 
 from fer_core import MissingInput, UsageError
-from fer_core.models.weights import DEFAULT_CHECKPOINT, WEIGHTS_DIR
+from fer_core.models.weights import DEFAULT_CHECKPOINT, FERPLUS_CHECKPOINT, WEIGHTS_DIR
 
-# Shipped models by name; each checkpoint's file stem names it too.
-SHIPPED = {"fer2013": DEFAULT_CHECKPOINT}
+# Shipped models by name -> the file stem of their checkpoint in WEIGHTS_DIR (looked up when
+# asked, so a model shipped after import is found).
+SHIPPED = {"fer2013": DEFAULT_CHECKPOINT.stem, "ferplus": FERPLUS_CHECKPOINT.stem}
+# How to make a shipped model that is not there yet: a name the user may type before its
+# weights exist gets these steps instead of "no such file".
+HOW_TO_SHIP = {
+    "fer2013": "python bench/ship_model.py bench/results/train_cpu_30min.json "
+               "--prepare-command CMD (or install a fer-pipeline that ships its weights)",
+    "ferplus": "python bench/train_ferplus.py (about 2 hours a label mode on 2 CPU cores), "
+               "then python bench/ship_model.py bench/results/train_ferplus_crossentropy.json "
+               "--model ferplus",
+}
+TITLES = {"fer2013": "the FER2013 model", "ferplus": "the FER+ model"}
 
 
 def shipped_names() -> list[str]:
     return sorted({*SHIPPED, *(p.stem for p in WEIGHTS_DIR.glob("*.pt"))})
 
 
+def shipped_path(name: str) -> Path:
+    """The checkpoint of the shipped model ``name`` (fer2013, ferplus), or MissingInput saying
+    it is not shipped yet and how to make it."""
+    path = WEIGHTS_DIR / f"{SHIPPED[name]}.pt"
+    if not path.is_file():
+        raise MissingInput(f"model {name!r}: {TITLES[name]} is not shipped yet (no "
+                           f"fer_core/models/weights/{path.name}); make it with "
+                           f"{HOW_TO_SHIP[name]}")
+    return path
+
+
 def resolve_model(ref: str | os.PathLike) -> Path:
     """The checkpoint file ``ref`` names, or FileNotFoundError saying what was looked for."""
     text = str(ref)
-    if text in SHIPPED:
-        return SHIPPED[text]
+    if text in SHIPPED:  # a name first: a data folder called fer2013/ is no model
+        return shipped_path(text)
     if not any(sep in text for sep in ("/", os.sep)) and (WEIGHTS_DIR / f"{text}.pt").is_file() \
             and not Path(text).exists():
         return WEIGHTS_DIR / f"{text}.pt"

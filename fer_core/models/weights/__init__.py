@@ -1,7 +1,9 @@
-"""The shipped model: the checkpoint `fer predict` uses when it is given no ``--model``.
+"""The shipped models: the checkpoint `fer predict` uses when it is given no ``--model``
+(FER2013's 7 classes), and the FER+ one (8 classes) that ``--model ferplus`` names.
 
-It is package data (``pyproject.toml``: ``fer_core/models/weights/*.pt`` and ``*.json``), so an
-installed ``fer`` finds it too. ``DEFAULT_CHECKPOINT`` is the one place that names it.
+They are package data (``pyproject.toml``: ``fer_core/models/weights/*.pt`` and ``*.json``), so
+an installed ``fer`` finds them too. ``DEFAULT_CHECKPOINT`` and ``FERPLUS_CHECKPOINT`` are the
+one place that names each (bench/ship_model.py writes them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from fer_core import MissingInput
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "fer2013_vgg_faces.pt"
+FERPLUS_CHECKPOINT = WEIGHTS_DIR / "ferplus_vgg_faces.pt"
 
 
 def default_checkpoint() -> Path:
