@@ -67,10 +67,13 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     sched = torch.optim.lr_scheduler
     total = cfg.epochs * steps_per_epoch
     warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
-    if cfg.schedule == "onecycle":
+    # OneCycleLR divides by each phase's length in steps: its rise needs 2 steps and its
+    # fall 1 (it raised ZeroDivisionError below that). A training of fewer than 3 steps
+    # (a smoke run on a few images) warms up and decays as the cosine schedule does.
+    if cfg.schedule == "onecycle" and total >= 3:
         peaks = [g["lr"] for g in optimizer.param_groups]  # lr, or lr * backbone_lr_scale
         return sched.OneCycleLR(optimizer, max_lr=peaks, total_steps=total,
-                                pct_start=max(warm, 1) / total,
+                                pct_start=min(max(warm, 2), total - 1) / total,
                                 cycle_momentum=cfg.optimizer == "sgd")
     cosine = sched.CosineAnnealingLR(optimizer, T_max=total - warm, eta_min=0.0)
     if warm == 0:

@@ -65,6 +65,15 @@ def test_onecycle_schedule_peaks_after_warmup():
     assert lrs[0] < 0.01 and lrs[-1] < 1e-4
 
 
+@pytest.mark.parametrize(("epochs", "warmup"), [(1, 0), (2, 0), (2, 10), (3, 0), (3, 1)])
+def test_onecycle_on_one_step_per_epoch_peaks_and_ends_low(epochs, warmup):
+    # A few images and batch 128: one step per epoch (this raised ZeroDivisionError).
+    steps = learning_rates(TrainConfig(epochs=epochs, warmup_epochs=warmup, lr=0.1,
+                                       schedule="onecycle", optimizer="sgd"), 1)[:-1]
+    assert max(steps) == pytest.approx(0.1), steps
+    assert len(steps) < 3 or (steps[0] < 0.01 and steps[-1] < 1e-3), steps
+
+
 def test_no_weight_decay_on_norm_scales_and_biases():
     cfg = TrainConfig(weight_decay=0.05)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
