@@ -87,7 +87,7 @@ def check_evaluate(args) -> None:
     else:
         checks.data_path(args.data)
         checks.out_folder(args.run_dir, "run folder")
-    args.checkpoint = checks.model_reference(args.checkpoint, "--checkpoint")
+    args.checkpoint = checks.model_reference(args.checkpoint, "--model")
 
 
 def check_pipeline(args) -> None:
