@@ -11,7 +11,7 @@ from fer_core import store
 from fer_core.audit import labels as audit
 from fer_core.audit import out_of_sample
 from fer_core.audit import reports as audit_reports
-from fer_core.prepare import near_duplicates, near_search, phash, review
+from fer_core.prepare import hamming, near_duplicates, near_search, phash, review
 from fer_core.runtime.progress import bar
 from fer_core.store import Ref, stage_files
 from fer_core.store.keys import stage_key
@@ -21,7 +21,7 @@ from tasks.caching import result_dir, task_options
 
 def _near_dir(a) -> Path:
     return result_dir(a["store_root"], "near_duplicates", [a["manifest"].sha256], a["cfg"],
-                      [near_duplicates, near_search, stage_files])
+                      [near_duplicates, hamming, near_search, stage_files])
 
 
 def _hashes_key(cfg: near_duplicates.NearDupConfig) -> str:
@@ -37,7 +37,7 @@ def _search_key(cfg: near_duplicates.NearDupConfig) -> str:
     and the chunk size, and the code."""
     return stage_key("near_duplicates/search", inputs=[],
                      config=cfg.model_dump(mode="json", exclude={"policy", "chunk"}),
-                     modules=[near_duplicates, near_search, phash])
+                     modules=[near_duplicates, hamming, near_search, phash])
 
 
 @task(name="near-duplicates", task_run_name="near-duplicates-{cfg.policy}",

@@ -23,4 +23,4 @@ class NearDupConfig(Config):
     # the held-out ones only; all: every image at all (11x the hashing); none.
     probe: Literal["half", "held_out", "all", "none"] = "half"
     chunk: int = 1024              # images read and hashed at a time (bounded memory)
-    block_radius: int = 1          # search: see fer_core.prepare.near_duplicates._matches
+    block_radius: int = 1          # search: see fer_core.prepare.hamming.within

@@ -19,13 +19,12 @@ the 256-bit check one of the two fails.
 
 from __future__ import annotations
 
-import itertools
-
 import cv2
 import numpy as np
 import pandas as pd
 
 from fer_core.config.near_duplicates import NearDupConfig
+from fer_core.prepare.hamming import within
 from fer_core.prepare.manifest import DUPLICATE, HELD_OUT, KEPT
 from fer_core.prepare.phash import phash
 
@@ -91,85 +90,26 @@ def _centre(grey: np.ndarray, move: tuple[float, float, float]) -> np.ndarray:
     return _moved(grey, *move)[MARGIN:WORK - MARGIN, MARGIN:WORK - MARGIN]
 
 
-def _blocks(k: int, radius: int) -> list[tuple[int, int]]:
-    """(shift, mask) of the contiguous blocks covering 64 bits: k // (radius + 1) + 1 of
-    them, so two hashes within k bits differ in at most ``radius`` bits of one block."""
-    n = k // (radius + 1) + 1
-    edges = np.linspace(0, 64, n + 1).round().astype(int)
-    return [(int(lo), (1 << int(hi - lo)) - 1) for lo, hi in zip(edges[:-1], edges[1:],
-                                                                   strict=True)]
-
-
-def _flips(bits: int, radius: int) -> np.ndarray:
-    """Every mask of at most ``radius`` set bits among ``bits``."""
-    masks = [0]
-    for r in range(1, radius + 1):
-        masks += [sum(1 << b for b in c) for c in itertools.combinations(range(bits), r)]
-    return np.array(masks, np.uint64)
-
-
-def _matches(index: np.ndarray, queries: np.ndarray, k: int, radius: int = 1,
-             budget: int = 1 << 22) -> np.ndarray:
-    """(query, index position, distance) of every query within k bits of an index hash, by
-    multi-index hashing: per block, only index hashes whose block is within ``radius`` bits
-    of the query's are compared; at most ``budget`` comparisons are held at a time.
-
-    ``radius`` 0 is the plain k + 1 exact blocks; 1 (the default) needs half as many blocks
-    of twice the bits, each 1/2**bits as crowded: a few times fewer comparisons."""
-    found = []
-    for shift, mask in _blocks(k, radius):
-        keys = (index >> np.uint64(shift)) & np.uint64(mask)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        base = (queries >> np.uint64(shift)) & np.uint64(mask)
-        for flip in _flips(int(mask).bit_length(), radius):
-            qkeys = base ^ flip
-            lo = np.searchsorted(sorted_keys, qkeys, "left")
-            counts = np.searchsorted(sorted_keys, qkeys, "right") - lo
-            found += _compare(index, queries, order, lo, counts, k, budget)
-    hits = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
-    return np.unique(hits, axis=0)  # a pair found through several blocks counts once
-
-
-def _compare(index, queries, order, lo, counts, k, budget) -> list[np.ndarray]:
-    """The candidates each query's bucket range holds, compared in chunks of ~``budget``."""
-    out = []
-    ends = np.cumsum(counts)
-    start = 0
-    while start < len(queries):
-        before = ends[start] - counts[start]
-        stop = max(start + 1, int(np.searchsorted(ends, before + budget, "right")))
-        n = counts[start:stop]
-        q = np.repeat(np.arange(start, stop), n)
-        offset = np.arange(len(q)) - np.repeat(ends[start:stop] - n - before, n)
-        pos = order[np.repeat(lo[start:stop], n) + offset]
-        d = np.bitwise_count(queries[q] ^ index[pos])
-        hit = d <= k
-        out.append(np.stack([q[hit], pos[hit], d[hit].astype(np.int64)], 1))
-        start = stop
-    return out
-
-
 def candidates(coarse: np.ndarray, subsets: np.ndarray, cfg: NearDupConfig,
                changed: np.ndarray | None = None) -> pd.DataFrame:
     """Pairs within ``max_distance`` on the 64-bit hash: ``moved`` at ``probe`` against
     ``other`` as it is. Every image is compared with every other as it is; a probed image
     is also compared at its probes, with the images of the other subsets. With ``changed``
     (a mask of the images), only the pairs with a changed image: the search is exhaustive
-    (``_matches``), so a pair's verdict depends on its two images alone and those of two
-    unchanged images can be kept from a search before."""
+    (``fer_core.prepare.hamming``), so a pair's verdict depends on its two images alone,
+    and those of two unchanged images can be kept from a search before."""
     img, probe = np.nonzero(probed(subsets, cfg))
     k, r = cfg.max_distance, cfg.block_radius
     if changed is None:
-        hits = _matches(coarse[:, 0], coarse[img, probe], k, r)
+        hits = within(coarse[:, 0], coarse[img, probe], k, r)
         a, b, d, p = img[hits[:, 0]], hits[:, 1], hits[:, 2], probe[hits[:, 0]]
     else:
         # A changed image moved against every image; an unchanged one moved against the
         # changed ones (its moved hashes indexed, the few changed hashes the queries).
         mine = changed[img]
         ch = np.flatnonzero(changed)
-        h1 = _matches(coarse[:, 0], coarse[img[mine], probe[mine]], k, r)
-        h2 = _matches(coarse[img[~mine], probe[~mine]], coarse[ch, 0], k, r)
+        h1 = within(coarse[:, 0], coarse[img[mine], probe[mine]], k, r)
+        h2 = within(coarse[img[~mine], probe[~mine]], coarse[ch, 0], k, r)
         a = np.concatenate([img[mine][h1[:, 0]], img[~mine][h2[:, 1]]])
         b = np.concatenate([h1[:, 1], ch[h2[:, 0]]])
         d = np.concatenate([h1[:, 2], h2[:, 2]])

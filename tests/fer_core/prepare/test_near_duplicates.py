@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from fer_core.datasets.near_copies import EDITS, distinct, near_copy
+from fer_core.prepare.hamming import within
 from fer_core.prepare.manifest import DUPLICATE, KEPT, new_rows
 from fer_core.prepare.near_duplicates import (
     NearDupConfig,
-    _matches,
     class_counts,
     find_pairs,
     mark_near_duplicates,
@@ -34,7 +34,7 @@ def test_multi_index_search_finds_exactly_what_brute_force_finds():
             queries[i] ^= np.uint64(1) << np.uint64(bit)
     queries = np.concatenate([queries, rng.integers(0, 2**63, 400, dtype=np.uint64)])
     for k, radius in ((0, 0), (3, 0), (8, 0), (8, 1), (10, 1), (9, 2)):
-        found = _matches(index, queries, k, radius, budget=5000)  # small budget: many chunks
+        found = within(index, queries, k, radius, budget=5000)  # small budget: many chunks
         d = np.bitwise_count(queries[:, None] ^ index[None, :])
         q, j = np.nonzero(d <= k)
         expected = sorted(zip(q.tolist(), j.tolist(), strict=True))
