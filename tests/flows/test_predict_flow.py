@@ -57,7 +57,7 @@ def test_predict_defaults_in_the_help():
     assert args.model is None and args.margin is None
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = " ".join(sub.choices["predict"].format_help().split())
-    assert f"default: the shipped model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name}" in text
+    assert f"default: the FER2013 model, fer_core/models/weights/{DEFAULT_CHECKPOINT.name}" in text
     assert "default: the checkpoint's face spec" in text
 
 
