@@ -87,8 +87,20 @@ def machine_info() -> dict:
         except PackageNotFoundError:
             continue
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {**base(), "cpu_affinity": affinity, "total_ram_bytes": total_ram_bytes(),
-            "libraries": libs}
+    return {**base(), "cpu_affinity": affinity, "cpu_vector": cpu_vector(),
+            "total_ram_bytes": total_ram_bytes(), "libraries": libs}
+
+
+def cpu_vector() -> list[str]:
+    """The CPU's vector extensions that set torch's speed here (AVX-512, its bf16 and VNNI,
+    AMX): machines of one kind differ in them, and bf16 autocast (cpu_amp) is native only
+    with avx512_bf16 or AMX, so a figure is comparable only with one of the same set."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx", "amx")) or f == "fma")
 
 
 def command_line() -> str:
