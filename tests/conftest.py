@@ -62,6 +62,23 @@ def extract_fer2013_subset(dest: Path, *, per_class: dict[str, int]) -> Path:
     return dest
 
 
+def extract_fer2013_paths(dest: Path, paths) -> Path:
+    """The files ``paths`` (relative to fer2013/, as the votes file names them) under
+    ``dest`` in the same layout; every one must be in the archive."""
+    wanted = set(paths)
+    with tarfile.open(require_fer2013()) as tar:
+        for member in tar:
+            rel = member.name.removeprefix("fer2013/")
+            if rel in wanted:
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                (dest / rel).write_bytes(tar.extractfile(member).read())
+                wanted.discard(rel)
+                if not wanted:
+                    break
+    assert not wanted, f"{FER2013_TAR}: missing {sorted(wanted)[:3]}"
+    return dest
+
+
 @pytest.fixture(scope="session")
 def fer2013_small(tmp_path_factory) -> Path:
     """A real FER2013 subset in its train/test layout: 7 classes, 40 + 10 images each."""

@@ -6,7 +6,6 @@ bench/ship_model.py ships it as it will ship the real one. Built once per sessio
 
 from __future__ import annotations
 
-import tarfile
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -19,7 +18,7 @@ import yaml
 from bench.measure import CpuWatch, peak_rss_bytes, write_result
 from bench.train_ferplus import CONFIG, ferplus_record
 from fer_cli.main import main
-from tests.conftest import FER2013_TAR, REPO, require_fer2013
+from tests.conftest import REPO, extract_fer2013_paths, require_fer2013
 
 VOTES = REPO.parent / "shared" / "data" / "ferplus_votes.csv"
 PER_FOLDER = 8  # faces per (usage, FER2013 class folder): 56 per usage
@@ -41,17 +40,7 @@ def _extract(root: Path) -> Path:
     votes = pd.read_csv(VOTES)
     folder = votes["path"].str.split("/").str[1]
     chosen = votes.groupby([votes["usage"], folder]).head(PER_FOLDER)  # path order
-    wanted = set(chosen["path"])
-    with tarfile.open(FER2013_TAR) as tar:
-        for member in tar:
-            rel = member.name.removeprefix("fer2013/")
-            if rel in wanted:
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                (root / rel).write_bytes(tar.extractfile(member).read())
-                wanted.discard(rel)
-                if not wanted:
-                    break
-    assert not wanted, f"{FER2013_TAR}: missing {sorted(wanted)[:3]}"
+    extract_fer2013_paths(root, chosen["path"])
     labels = root.parent / "ferplus_votes_tiny.csv"
     chosen.to_csv(labels, index=False)
     return labels

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ from fer_core.config.ingest import IngestConfig
 from fer_core.prepare.config import build_config
 from fer_core.prepare.ingest import ingest, summarize_rejections
 from fer_core.prepare.labels import labelled_rows
-from tests.conftest import extract_fer2013_subset, require_fer2013
+from tests.conftest import extract_fer2013_paths, extract_fer2013_subset, require_fer2013
 
 VOTES = Path(__file__).resolve().parents[3].parent / "shared/data/ferplus_votes.csv"
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -68,7 +67,7 @@ def fer_plus_process(raw: list[float], mode: str) -> list[float]:
 def ferplus_subset(tmp_path_factory) -> tuple[Path, Path]:
     """Real FER2013 JPEGs (train and test, all three usages) and their rows of the FER+
     votes file."""
-    tarball = require_fer2013()
+    require_fer2013()
     if not VOTES.exists():
         pytest.skip(f"{VOTES} not found")
     votes = pd.read_csv(VOTES)
@@ -77,12 +76,7 @@ def ferplus_subset(tmp_path_factory) -> tuple[Path, Path]:
     rare = votes[(votes["NF"] >= 6) | (votes["unknown"] >= 6)].groupby("usage").head(3)
     paths = set(sample["path"]) | set(rare["path"])
     root = tmp_path_factory.mktemp("ferplus") / "fer2013"
-    with tarfile.open(tarball) as tar:
-        for member in tar:
-            rel = member.name.removeprefix("fer2013/")
-            if rel in paths:
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                (root / rel).write_bytes(tar.extractfile(member).read())
+    extract_fer2013_paths(root, paths)
     labels = root.parent / "votes.csv"
     votes[votes["path"].isin(paths)].to_csv(labels, index=False)
     return root, labels
