@@ -46,9 +46,9 @@ def near_duplicates_task(manifest: Ref, cfg: near_duplicates.NearDupConfig, root
                          store_root: str) -> Ref:
     """The result folder holds the manifest (read_manifest works on it) and the pairs."""
     def make(out: Path) -> dict:
-        # Each image's hashes are kept in the store by its content: a rerun after one edit
-        # hashes that image alone (the search over all the hashes is cheap and reruns).
-        # So are the last search's pairs: those of two unchanged images are kept.
+        # Each image's hashes are kept in the store by its content, and the last search's
+        # pairs too: a rerun after one edit hashes that image alone and searches only its
+        # pairs, keeping those of two unchanged images.
         kept, searched = _hashes_key(cfg), _search_key(cfg)
         m = read_manifest(manifest)
         pairs, marked, meta, new = near_search.search_known(
