@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(30)
-    save("unchanged_server", {**step, "server_command": " ".join(server_cmd),
+    save("unchanged_server", {**step, "server_command": shown_command(server_cmd),
                               "note": "after a warm-up run against the same server (its "
                               "log: logs/unchanged_server_warmup.log)"})
 
