@@ -1,6 +1,8 @@
 """An independent oracle for the face pipeline: a checkpoint's face spec (read from its JSON)
 applied step by step with OpenCV and numpy to MTCNN's landmarks, then the model in torch.
-Nothing here calls fer_core's cropping, alignment, resizing or TTA."""
+Nothing here calls fer_core's cropping, alignment, resizing or TTA. Which landmarks a spec
+with ``landmark_checks`` trusts is preparation's rule (``detect.implausible``, tested on its
+own in tests/fer_core/prepare): taken as given here, as MTCNN is."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import cv2
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
+
+from fer_core.prepare import align, detect
 
 
 def spec_of(checkpoint: Path) -> dict:
@@ -46,6 +50,15 @@ def face_input(image: np.ndarray, box, points, spec: dict, *, level: bool | None
     return cv2.resize(crop, (size, size), interpolation=interp)
 
 
+def trusted(box, points, spec: dict) -> bool:
+    """Whether the spec levels this face: always without landmark checks; with them, only
+    when preparation's plausibility checks pass (a face they reject is fed unrotated)."""
+    if not spec["landmark_checks"]:
+        return True
+    face = detect.Found(prob=1.0, points=np.asarray(points, float), box=np.asarray(box, float))
+    return detect.implausible(face, align.AlignConfig()) == ""
+
+
 @torch.inference_mode()
 def probabilities(model: torch.nn.Module, inputs: np.ndarray, spec: dict) -> np.ndarray:
     x = torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0
@@ -61,6 +74,7 @@ def predict(image: np.ndarray, model, spec: dict, detector: MTCNN) -> list[dict]
     if boxes is None:
         return []
     boxes, points = np.asarray(boxes, float), np.asarray(points, float)
-    inputs = np.stack([face_input(image, b, p, spec) for b, p in zip(boxes, points, strict=True)])
+    inputs = np.stack([face_input(image, b, p, spec, level=spec["align"] and trusted(b, p, spec))
+                       for b, p in zip(boxes, points, strict=True)])
     proba = probabilities(model, inputs, spec)
     return [{"box": b, "proba": p} for b, p in zip(boxes, proba, strict=True)]
