@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import accuracy_score
 
-from fer_core import store
-from fer_core.evaluate import score as evaluate
 from fer_core.models import checkpoint
-from fer_core.models.spec import face_spec
 from fer_core.models.weights import FERPLUS_CHECKPOINT
-from fer_core.prepare import align, resize
+from fer_core.prepare import align
 from tests.conftest import REPO
+from tests.fer_core.models import _card
 
 CARD = REPO / "docs" / "MODEL_CARD_FERPLUS.md"
 VOTES = REPO.parent / "shared" / "data" / "ferplus_votes.csv"
@@ -65,23 +62,14 @@ def test_shipped_ferplus_reproduces_its_cards_private_test_accuracy(shipped, fer
     votes = pd.read_csv(VOTES)
     private = votes[votes["usage"] == "PrivateTest"].set_index("path")
     labels = majority_labels(private)
-    model, meta = checkpoint.load_model(shipped)
-    spec = face_spec(meta)
-    codes = {c.lower(): i for i, c in enumerate(meta["classes"])}
     paths = list(labels.index)
+    # today's preparation, which the model was trained on; its face spec: aligned, 96 px, TTA
+    proba, meta = _card.probabilities(shipped, fer2013_full, paths, align.AlignConfig())
+    codes = {c.lower(): i for i, c in enumerate(meta["classes"])}
     y_true = labels.map(codes).to_numpy()
-    cfg = align.AlignConfig()  # today's preparation, which the model was trained on
-    detector = align.load_detector(cfg)
-    faces = []
-    for start in range(0, len(paths), 256):
-        images = store.read_images(fer2013_full, paths[start:start + 256])
-        found = align.detect_landmarks(images, detector, cfg)
-        faces.append(resize.resize_batch(images, found, resize.ResizeConfig(
-            size=spec.input_size, border=spec.border)))
-    proba = evaluate.predict_proba(model, np.concatenate(faces), hflip_tta=spec.hflip_tta)
     accuracy = accuracy_score(y_true, proba.argmax(axis=1))
     n_card, card_accuracy = _card_row()
-    # The card scores the prepared test split, which also drops exact duplicates: a few less.
-    assert n_card <= len(paths) <= n_card * 1.02, (n_card, len(paths))
+    # Preparation never drops a test face for being a duplicate: the same faces on both sides.
+    assert len(paths) == n_card, (n_card, len(paths))
     assert abs(accuracy - card_accuracy) <= 0.005, (accuracy, card_accuracy)
     assert accuracy > 0.6  # far above the ~35% of always answering Neutral
