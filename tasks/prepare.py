@@ -239,7 +239,8 @@ def augment_task(resized: Ref, classes: tuple[str, ...], cfg: augment.AugmentCon
                  store_root: str) -> Ref:
     """Each class's noisy images a sealed result of their own, keyed on that class's images
     and draws (a rerun renders again only the classes whose images changed); the stage's
-    result is the training set in its reshuffled order."""
+    result is the training set's plan in its reshuffled order, and where each row's pixels
+    are (``stage_files.write_training_images`` puts them together)."""
     def make(out: Path) -> dict:
         index = stage_files.read_table(resized, stage_files.INDEX)
         plan = augment_classes.class_plan(index, classes, cfg)
@@ -258,12 +259,13 @@ def augment_task(resized: Ref, classes: tuple[str, ...], cfg: augment.AugmentCon
             return {"class": classes[c], "noisy": n}
 
         sealed = store.sealed_parts(out, produce, folders)
-        noisy = lambda c, places: store.read_rows(folders[c] / IMAGES, places)  # noqa: E731
-        stage_files.write_rows(out / IMAGES, (len(plan.rows), *shape), bar(
-            augment_classes.assemble(plan, read, noisy),
-            total=-(-len(plan.rows) // augment.RENDER_CHUNK), desc="augment"))
+        # The set itself is put together where it is published (save): the store would
+        # otherwise hold, and a rerun write, a second copy of every training image.
         store.write_frame(out / stage_files.PLAN, plan.rows)
+        store.write_frame(out / stage_files.ASSEMBLY, augment_classes.assembly(plan))
         return {"before": int(len(plan.train)), "after": int(len(plan.rows)),
+                "shape": [len(plan.rows), *shape],
+                "parts": [os.path.relpath(f, out) for f in folders],
                 "rendered_classes": [classes[c] for c in stale], store.REQUIRES: sealed}
 
     return store.run_stage(_augment_dir(locals()), make)[0]

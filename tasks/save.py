@@ -3,7 +3,8 @@
 The saved sets are a stage result like the others: sealed in the store under a key made of
 the content they are made from (the resized and augmented results, the manifest, the
 classes, and each subset's list file by its bytes), then published into RUN_DIR/sets
-as copies (fer_core.store.publish). A rerun with nothing changed rewrites nothing; an
+as copies (fer_core.store.publish); the training set is put together there from augment's
+result, and so is never stored twice. A rerun with nothing changed rewrites nothing; an
 edited list file redoes this stage alone. The Prefect task itself is never skipped as
 cached: publishing into the run folder (which may be new, or share its store with other
 runs) must happen every time; a file unchanged since it was published is left alone.
@@ -11,15 +12,18 @@ runs) must happen every time; a file unchanged since it was published is left al
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import task
 
 from fer_core import store
-from fer_core.prepare import onehot, sets
+from fer_core.prepare import augment, augment_classes, onehot, sets
 from fer_core.prepare import subsets as subsets_mod
 from fer_core.prepare.subsets import SubsetSpec
+from fer_core.runtime.progress import bar
 from fer_core.store import Ref, stage_files
 from tasks.caching import result_dir, task_options
 
@@ -58,8 +62,8 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
         # Each split's images a sealed result of their own, keyed on their content: a split
         # whose images are unchanged is neither copied again nor published again. In chunks:
         # a split's images never sit in memory whole (prepare's memory must not grow with
-        # the data). The training array stays where augment sealed it (RUN_DIR/sets gets a
-        # copy of it): not copied here, nor hashed a second time.
+        # the data). The training array is not stored at all: it is put together from
+        # augment's result straight into RUN_DIR/sets (below).
         parts = {rel: _images_dir(store_root, index, positions)
                  for rel, positions in saved.images.items()}
         names = list(parts)
@@ -74,12 +78,37 @@ def save_task(resized: Ref, augmented: Ref, classes: tuple[str, ...], out_dir: s
     saved, _ = store.run_stage(_save_dir(locals()), make)
     base = store.sets_dir(out_dir)
     done = store.result_meta(saved)
-    store.publish_files([(Path(augmented.path) / stage_files.IMAGES,
-                          base / "train" / stage_files.IMAGES),
-                         *((Path(saved.path) / part / stage_files.IMAGES, base / rel)
-                           for rel, part in done["images"].items())], out_dir)
+    store.publish_made(base / "train" / stage_files.IMAGES,
+                       *_training_images(resized, augmented), out_dir)
+    store.publish_files([(Path(saved.path) / part / stage_files.IMAGES, base / rel)
+                         for rel, part in done["images"].items()], out_dir)
     stage_files.publish_result(saved, base, out_dir)
     return {**done["counts"], **done["subsets"]}
+
+
+def _training_images(resized: Ref, augmented: Ref) -> tuple[str, Callable[[Path], None]]:
+    """What the augmented training set is made of (each row's image by its content key, or
+    its class's rendered image by its place), and how to write it: streamed from the
+    resized images and the classes' rendered ones, as augment's result says."""
+    index = stage_files.read_table(resized, stage_files.INDEX)
+    rows = stage_files.read_table(augmented, stage_files.ASSEMBLY)
+    meta = store.result_meta(augmented)
+    content = index["content"].to_numpy()[rows["position"].to_numpy()]
+    made_of = "\n".join(c if n < 0 else f"{meta['parts'][p]}#{n}" for c, p, n in
+                        zip(content, rows["part"].to_numpy(), rows["noisy"].to_numpy(),
+                            strict=True))
+    source = hashlib.sha256(f"{meta['shape']}\n{made_of}".encode()).hexdigest()
+    parts = [Path(augmented.path) / p / stage_files.IMAGES for p in meta["parts"]]
+
+    def write(dst: Path) -> None:
+        chunks = augment_classes.assemble(
+            rows, lambda positions: stage_files.read_resized(resized, index, positions),
+            lambda code, places: store.read_rows(parts[code], places))
+        stage_files.write_rows(dst, meta["shape"], bar(
+            chunks, total=-(-len(rows) // augment.RENDER_CHUNK), desc="training set"),
+            digest=False)
+
+    return source, write
 
 
 def _images_dir(store_root: str, index, positions) -> Path:

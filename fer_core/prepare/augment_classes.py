@@ -3,9 +3,11 @@
 A class's draws come from its own seed (``augment.class_seed``: the configured seed, the
 class and its images' content), so its noisy images depend on that class alone: a rerun
 after one edited image renders that image's class again and reuses the others. The
-training set is then put together in its reshuffled order: a row without noise is its
-source image, a noisy one its class's rendered image. The same pixels as rendering every
-row (``augment.render_chunks``), whichever classes were reused.
+training set is then put together in its reshuffled order (``assembly``: kept with the
+plan, and used when the set is published into a run folder, so the store never holds a
+second copy of it): a row without noise is its source image, a noisy one its class's
+rendered image. The same pixels as rendering every row (``augment.render_chunks``),
+whichever classes were reused.
 """
 
 from __future__ import annotations
@@ -72,21 +74,30 @@ def noisy_count(plan: ClassPlan, code: int) -> int:
     return int((plan.parts[code]["noise"] != "none").sum())
 
 
-def assemble(plan: ClassPlan, read: Callable[[np.ndarray], np.ndarray],
+def assembly(plan: ClassPlan) -> pd.DataFrame:
+    """Where each row of the training set (in its order) takes its pixels from: ``position``,
+    its source in the stored images, and for a noisy row ``part``, its class, and ``noisy``,
+    its place among that class's rendered images (-1: a row without noise). Kept with the
+    plan, so the set can be put together later without the configuration."""
+    return pd.DataFrame({"position": plan.train[plan.rows["source"].to_numpy()],
+                         "part": plan.part, "noisy": plan.noisy})
+
+
+def assemble(rows: pd.DataFrame, read: Callable[[np.ndarray], np.ndarray],
              read_noisy: Callable[[int, np.ndarray], np.ndarray],
              chunk: int = augment.RENDER_CHUNK) -> Iterator[np.ndarray]:
-    """The training set's images in its order, ``chunk`` at a time: a row without noise
-    read from the stored images (``read(positions)``), a noisy one from its class's
-    rendered images (``read_noisy(code, places)``)."""
-    source = plan.rows["source"].to_numpy()
-    for start in range(0, len(source), chunk):
-        stop = min(start + chunk, len(source))
-        noisy, part = plan.noisy[start:stop], plan.part[start:stop]
-        plain = np.flatnonzero(noisy < 0)
-        first = read(plan.train[source[start:stop][plain]])
+    """The training set's images in its order, ``chunk`` at a time, from its ``assembly``
+    rows: a row without noise read from the stored images (``read(positions)``), a noisy
+    one from its class's rendered images (``read_noisy(code, places)``)."""
+    position, part, noisy = (rows[c].to_numpy() for c in ("position", "part", "noisy"))
+    for start in range(0, len(position), chunk):
+        stop = min(start + chunk, len(position))
+        rendered, code_of = noisy[start:stop], part[start:stop]
+        plain = np.flatnonzero(rendered < 0)
+        first = read(position[start:stop][plain])
         out = np.empty((stop - start, *first.shape[1:]), np.uint8)
         out[plain] = first
-        for code in np.unique(part[noisy >= 0]):
-            where = np.flatnonzero((noisy >= 0) & (part == code))
-            out[where] = read_noisy(int(code), noisy[where])
+        for code in np.unique(code_of[rendered >= 0]):
+            where = np.flatnonzero((rendered >= 0) & (code_of == code))
+            out[where] = read_noisy(int(code), rendered[where])
         yield out

@@ -39,7 +39,10 @@ def merge_batches(manifest: pd.DataFrame, detections: Sequence[pd.DataFrame],
     """A new manifest with each batch's detections (frames with a ``path`` column) written
     into their rows, and each failed batch's paths (``{"paths", "error"}``) marked."""
     m = manifest
-    for found in detections:
+    # One write of all batches: a write per batch copied the whole manifest each time.
+    found = [d for d in detections if len(d)]
+    if found:
+        found = pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
         m = align.merge_alignment(m, found["path"].tolist(), found)
     for f in failed:
         m = align.mark_failed(m, f["paths"], f["error"])

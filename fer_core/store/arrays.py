@@ -84,12 +84,14 @@ class ArrayWriter:
             del mm
         self.written += len(rows)
 
-    def close(self) -> Ref:
+    def close(self, *, digest: bool = True) -> Ref | None:
+        """Put the file in place; its Ref (``digest``: hashing it, which a file published
+        into a run folder, never a stored result, has no use for)."""
         if self.written != self.shape[0]:
             self._discard()
             raise ValueError(f"{self.path}: wrote {self.written} of {self.shape[0]} rows")
         os.replace(self._tmp, self.path)
-        return ref(self.path)
+        return ref(self.path) if digest else None
 
     def abort(self) -> None:
         self._discard()

@@ -29,6 +29,7 @@ MANIFEST = "manifest.parquet"
 IMAGES = "images.npy"
 INDEX = "index.parquet"  # of a resize result: each image's batch folder and row in it
 PLAN = "plan.parquet"  # of an augment result: the augmented training set's rows
+ASSEMBLY = "assembly.parquet"  # of an augment result: where each of those rows' pixels are
 DETECTIONS = "detections.parquet"  # of an alignment batch
 PAIRS = "pairs.parquet"  # of the near-duplicate stage: the pairs it found
 INGEST_FILES = "ingest-files"  # beside the ingest results: each one's files table
@@ -127,7 +128,8 @@ def copy_resized(resized: Ref, index: pd.DataFrame, positions, dst: str | os.Pat
     return writer.close()
 
 
-def write_rows(dst: str | os.PathLike, shape: Sequence[int], parts) -> Ref:
+def write_rows(dst: str | os.PathLike, shape: Sequence[int], parts, *,
+               digest: bool = True) -> Ref | None:
     """An array of ``shape`` from the row blocks that ``parts`` yields, streamed."""
     writer = ArrayWriter(dst, tuple(shape))
     try:
@@ -136,7 +138,7 @@ def write_rows(dst: str | os.PathLike, shape: Sequence[int], parts) -> Ref:
     except BaseException:
         writer.abort()
         raise
-    return writer.close()
+    return writer.close(digest=digest)
 
 
 # --- per-image hashes kept between runs, by the image's content ----------------------------

@@ -61,6 +61,8 @@ def test_one_edited_added_or_removed_image_reruns_as_a_fresh_run(prefect_backend
     happy = [data / p for p in m.loc[(m["class"] == "happy") & (m["split"] == "train"), "path"]]
 
     published = {s: (out / "sets" / s / "images.npy").stat() for s in ("val", "test")}
+    assert not any(p.parent.parent.name == "augment" for p in (out / "store").rglob("*.npy")), \
+        "the training set is put together in the run folder, never stored as a second copy"
 
     # Edited: same name, new content; only its class (happy) is rendered again.
     img = cv2.imread(str(happy[0]))
@@ -82,11 +84,15 @@ def test_one_edited_added_or_removed_image_reruns_as_a_fresh_run(prefect_backend
         assert (now.st_ino, now.st_mtime_ns) == (was.st_ino, was.st_mtime_ns), \
             f"sets/{split} is unchanged: not published again"
 
-    # Added to the test subset: the training set is the same, no class is rendered again.
+    # Added to the test subset: the training set is the same, no class is rendered again,
+    # and the run folder's copy of it is not written again.
+    train = (out / "sets" / "train" / "images.npy").stat()
     (data / "test" / "sad" / "added.jpg").write_bytes(
         cv2.imencode(".jpg", cv2.GaussianBlur(img, (3, 3), 0))[1].tobytes())
     before, after = after, run_and_results(data, out, config)
     assert outputs(out) == outputs(run_fresh(data, config, tmp_path / "fresh-add", align=False))
+    now = (out / "sets" / "train" / "images.npy").stat()
+    assert (now.st_ino, now.st_mtime_ns) == (train.st_ino, train.st_mtime_ns)
     near = near_meta(out / "store", before, after)
     assert (near["hashed"], near["searched"]) == (1, 1)
     assert not changed(before, after, "augment/class")[0]

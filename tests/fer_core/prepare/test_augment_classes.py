@@ -5,7 +5,13 @@ import numpy as np
 import pandas as pd
 
 from fer_core.prepare.augment import AugmentConfig, render_chunks, training_plan
-from fer_core.prepare.augment_classes import assemble, class_plan, part_key, render_class
+from fer_core.prepare.augment_classes import (
+    assemble,
+    assembly,
+    class_plan,
+    part_key,
+    render_class,
+)
 
 CLASSES = ("a", "b", "c")
 CFG = AugmentConfig(plan="balance")
@@ -45,7 +51,7 @@ def test_assembled_from_classes_is_the_set_rendered_row_by_row():
         reads.append(c)
         return rendered[c][places]
 
-    out = np.concatenate(list(assemble(plan, lambda p: images[p], noisy, chunk=7)))
+    out = np.concatenate(list(assemble(assembly(plan), lambda p: images[p], noisy, chunk=7)))
     assert np.array_equal(out, oracle)
     assert set(reads) == {c for c in range(3) if len(rendered[c])}
 

@@ -48,6 +48,28 @@ def test_a_published_file_is_a_copy_and_an_edit_of_it_is_published_again(tmp_pat
     assert dst.read_bytes() == original
 
 
+def test_a_made_file_is_made_again_only_when_edited_or_made_of_something_else(tmp_path):
+    run, dst = tmp_path / "run", tmp_path / "run" / "sets" / "train" / "images.npy"
+    made = []
+
+    def make(value):
+        def write(path):
+            made.append(value)
+            store.write_array(path, np.full((2, 4096), value, np.uint8))
+        return write
+
+    assert store.publish_made(dst, "a", make(1), run)
+    assert not store.publish_made(dst, "a", make(2), run), "same source, untouched: left"
+    assert made == [1] and np.load(dst)[0, 0] == 1
+    flip_tail(dst)
+    assert store.publish_made(dst, "a", make(3), run), "edited in the run folder: made again"
+    assert np.load(dst)[0, 0] == 3
+    assert store.publish_made(dst, "b", make(4), run), "made of something else: made again"
+    dst.unlink()
+    assert store.publish_made(dst, "b", make(5), run), "deleted: made again"
+    assert made == [1, 3, 4, 5] and np.load(dst)[0, 0] == 5
+
+
 def test_a_hard_linked_run_from_before_is_migrated_to_a_copy(tmp_path):
     src = stored_array(tmp_path)
     dst = tmp_path / "run" / "images.npy"
