@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                "train_images_per_s_median": float(history["train_images_per_s"].median()),
                "scores": scores(metrics),
                "figures": copy_reports(reports, args.results / name)}
-    goals = TARGETS.get(name, {})
+    # A trial of a recipe (cpu_30min_plain, ...) is held to the recipe's targets.
+    goals = next((t for n, t in TARGETS.items() if name == n or name.startswith(f"{n}_")), {})
     test = record["scores"].get("test", {})
     record["pass"] = {
         k: (run["wall_seconds"] <= v if k == "max_wall_seconds"

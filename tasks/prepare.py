@@ -240,7 +240,7 @@ def augment_task(resized: Ref, classes: tuple[str, ...], cfg: augment.AugmentCon
     """Each class's noisy images a sealed result of their own, keyed on that class's images
     and draws (a rerun renders again only the classes whose images changed); the stage's
     result is the training set's plan in its reshuffled order, and where each row's pixels
-    are (``stage_files.write_training_images`` puts them together)."""
+    are (save puts them together, in the run folder)."""
     def make(out: Path) -> dict:
         index = stage_files.read_table(resized, stage_files.INDEX)
         plan = augment_classes.class_plan(index, classes, cfg)
