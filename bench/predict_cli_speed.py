@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 from measure import CpuWatch, command_line, run_cli  # noqa: E402
 from predict_speed import BenchConfig, face_images, photo  # noqa: E402
 
-from fer_core.models.weights import default_checkpoint  # noqa: E402
+from fer_core.models.reference import shipped_path  # noqa: E402
 from fer_core.runtime.device import machine_info  # noqa: E402
 
 TARGETS = {"images_128_per_s": 30.0, "photo_640x480_ms": 150.0}
@@ -87,7 +87,7 @@ def main() -> None:
     photos_res = workload([photo(astronaut)] * args.photos, args.work, "photo640")
     record = {
         "command": command_line(), "machine": machine_info(),
-        "model": str(default_checkpoint().relative_to(REPO)), "targets": TARGETS,
+        "model": str(shipped_path("fer2013").relative_to(REPO)), "targets": TARGETS,
         "face128": faces_res, "photo640x480": photos_res,
         "summary": {"images_128_per_s": faces_res["images_per_s"],
                     "images_128_per_s_incl_start_up": faces_res["images_per_s_incl_start_up"],

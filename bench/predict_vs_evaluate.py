@@ -192,9 +192,9 @@ def sha256(path: Path) -> str:
 
 def default_checkpoint() -> Path | None:
     try:
-        from fer_core.models.weights import default_checkpoint as shipped
+        from fer_core.models.reference import shipped_path
 
-        return shipped()
+        return shipped_path("fer2013")
     except (ImportError, FileNotFoundError):
         return None
 

@@ -6,7 +6,8 @@ import argparse
 import json
 
 from fer_cli import checks
-from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
+from fer_core.models.reference import shipped_path
+from fer_core.models.weights import DEFAULT_CHECKPOINT
 
 
 def register(sub) -> None:
@@ -67,7 +68,7 @@ def _resolve_model(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     # The shipped model is looked up first: when it is missing, fail before loading torch.
-    model = args.model if args.model is not None else str(default_checkpoint())
+    model = args.model if args.model is not None else str(shipped_path("fer2013"))
     # In-process, no Prefect server: a photo pays one start of torch and MTCNN (the predict
     # flow runs the same steps as tasks, for deployments).
     from fer_core.infer.batch import predict_paths

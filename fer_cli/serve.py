@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fer_cli import checks
-from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
+from fer_core.models.reference import shipped_path
+from fer_core.models.weights import DEFAULT_CHECKPOINT
 
 
 def register(sub) -> None:
@@ -39,7 +40,7 @@ def check_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    model = args.model if args.model is not None else str(default_checkpoint())
+    model = args.model if args.model is not None else str(shipped_path("fer2013"))
     from fer_core.infer.predict import PredictConfig
     from fer_core.serve.app import ServeConfig, serve
 

@@ -115,9 +115,9 @@ def own_or_shipped_model(run_dir: str) -> str:
     own = Path(run_dir) / "model" / "best.pt"
     if own.is_file():
         return str(own)
-    from fer_core.models.weights import default_checkpoint
+    from fer_core.models.reference import shipped_path
 
-    shipped = default_checkpoint()
+    shipped = shipped_path("fer2013")
     print(f"{run_dir} has no trained model ({own}); scoring the shipped model {shipped}")
     return str(shipped)
 

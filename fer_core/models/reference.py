@@ -38,7 +38,8 @@ def shipped_path(name: str) -> Path:
     if not path.is_file():
         raise MissingInput(f"model {name!r}: {TITLES[name]} is not shipped yet (no "
                            f"fer_core/models/weights/{path.name}); make it with "
-                           f"{HOW_TO_SHIP[name]}")
+                           f"{HOW_TO_SHIP[name]}, or pass --model with a checkpoint written "
+                           "by `fer train` (RUN_DIR/model/best.pt)")
     return path
 
 

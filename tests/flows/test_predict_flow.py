@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-import fer_core.models.weights
+import fer_core.models.reference
 from fer_cli.main import build_parser, main
 from fer_core import store
 from fer_core.infer.predict import PredictConfig, load_predictor, predict_images
 from fer_core.models import checkpoint
+from fer_core.models.reference import shipped_path
 from fer_core.models.registry import create_model
-from fer_core.models.weights import DEFAULT_CHECKPOINT, default_checkpoint
+from fer_core.models.weights import DEFAULT_CHECKPOINT
 from tests.conftest import in_ci
 
 CLASSES = ("angry", "happy", "neutral", "surprise")
@@ -62,20 +63,20 @@ def test_predict_defaults_in_the_help():
 
 
 def test_missing_shipped_model_is_a_clear_error(monkeypatch, astronaut, tmp_path, capsys):
-    nowhere = tmp_path / "weights" / "fer2013_vgg_faces.pt"
-    monkeypatch.setattr(fer_core.models.weights, "DEFAULT_CHECKPOINT", nowhere)
+    monkeypatch.setattr(fer_core.models.reference, "WEIGHTS_DIR", tmp_path / "weights")
     store.write_image(tmp_path / "astronaut.jpg", astronaut)
     out = tmp_path / "pred.csv"
     assert main(["predict", str(tmp_path / "astronaut.jpg"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"no shipped model at {nowhere}" in err and "--model" in err
+    assert "model 'fer2013': the FER2013 model is not shipped yet" in err
+    assert "bench/ship_model.py" in err and "--model" in err
     assert not out.exists()
 
 
 def shipped_model():
     """The shipped checkpoint, or a skip; in CI a missing one fails (as require_fer2013)."""
     try:
-        return default_checkpoint()
+        return shipped_path("fer2013")
     except FileNotFoundError as e:
         if in_ci():
             pytest.fail(f"{e}; CI is set, so this fails instead of skipping", pytrace=False)

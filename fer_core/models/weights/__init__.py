@@ -3,25 +3,15 @@
 
 They are package data (``pyproject.toml``: ``fer_core/models/weights/*.pt`` and ``*.json``), so
 an installed ``fer`` finds them too. ``DEFAULT_CHECKPOINT`` and ``FERPLUS_CHECKPOINT`` are the
-one place that names each (bench/ship_model.py writes them).
+one place that names each (bench/ship_model.py writes them); ``reference.shipped_path``
+finds them by name, or says how to make one that is missing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fer_core import MissingInput
-
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "fer2013_vgg_faces.pt"
 FERPLUS_CHECKPOINT = WEIGHTS_DIR / "ferplus_vgg_faces.pt"
 
-
-def default_checkpoint() -> Path:
-    """The shipped checkpoint's path, or MissingInput naming where it should be."""
-    if not DEFAULT_CHECKPOINT.is_file():
-        raise MissingInput(
-            f"no shipped model at {DEFAULT_CHECKPOINT}: pass --model with a checkpoint "
-            "written by `fer train` (RUN_DIR/model/best.pt), or install a fer-pipeline "
-            "that ships its weights")
-    return DEFAULT_CHECKPOINT
