@@ -42,7 +42,7 @@ def merge_batches(manifest: pd.DataFrame, detections: Sequence[pd.DataFrame],
     # One write of all batches: a write per batch copied the whole manifest each time.
     found = [d for d in detections if len(d)]
     if found:
-        found = pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
+        found = pd.concat(found, ignore_index=True)
         m = align.merge_alignment(m, found["path"].tolist(), found)
     for f in failed:
         m = align.mark_failed(m, f["paths"], f["error"])
