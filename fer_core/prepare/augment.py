@@ -75,34 +75,35 @@ def balance_plan(counts: Mapping[str, int], cfg: AugmentConfig) -> dict[str, Cla
 
 
 def plan_augmentation(labels: np.ndarray, classes: tuple[str, ...], cfg: AugmentConfig,
-                      contents: Sequence[str] | None = None) -> pd.DataFrame:
+                      sources: Sequence[str] | None = None) -> pd.DataFrame:
     """Rows of the augmented training set: source index, noise, label, noise seed.
 
     ``labels`` are the codes of the pre-augmented training images, in stored order.
     The rows come reshuffled (seed ``random_state``); each carries its own noise seed,
     so rendering them in any order or any batch size gives the same pixels.
-    ``contents``: what each class's images are made of (``class_contents``); a class's
-    draws are seeded from it and ``random_state`` alone, so a changed image changes only
-    its class's draws.
+    ``sources``: which images each class has (``class_contents`` of their files' sha1); a
+    class's draws are seeded from it and ``random_state`` alone, so a changed image changes
+    only its class's draws, and nothing else does (not the resizing, its code or the
+    machine's alignment numerics: the draws are the same wherever the set is prepared).
     """
-    return shuffled(class_plans(labels, classes, cfg, contents), classes, cfg)[0]
+    return shuffled(class_plans(labels, classes, cfg, sources), classes, cfg)[0]
 
 
-def class_seed(random_state: int, cls: str, content: str) -> np.random.SeedSequence:
+def class_seed(random_state: int, cls: str, sources: str) -> np.random.SeedSequence:
     """The seed of one class's draws: the configured seed, the class and its images."""
-    digest = hashlib.sha256(f"{cls}\n{content}".encode()).digest()
+    digest = hashlib.sha256(f"{cls}\n{sources}".encode()).digest()
     return np.random.SeedSequence([random_state, *np.frombuffer(digest[:16], np.uint32)])
 
 
-def class_contents(content: Sequence[str], labels: np.ndarray, n_classes: int) -> list[str]:
-    """Per class code, a hash of its training images' ``content`` keys, in stored order."""
-    content = np.asarray(content, dtype=object)
-    return [hashlib.sha256("\n".join(content[labels == c]).encode()).hexdigest()
+def class_contents(keys: Sequence[str], labels: np.ndarray, n_classes: int) -> list[str]:
+    """Per class code, a hash of its training images' ``keys``, in stored order."""
+    keys = np.asarray(keys, dtype=object)
+    return [hashlib.sha256("\n".join(keys[labels == c]).encode()).hexdigest()
             for c in range(n_classes)]
 
 
 def class_plans(labels: np.ndarray, classes: tuple[str, ...], cfg: AugmentConfig,
-                contents: Sequence[str] | None = None) -> list[pd.DataFrame]:
+                sources: Sequence[str] | None = None) -> list[pd.DataFrame]:
     """Each class's rows (source index, noise, class, noise seed), in class order, drawn
     from its own ``class_seed``."""
     counts = {classes[c]: int((labels == c).sum()) for c in range(len(classes))}
@@ -110,7 +111,7 @@ def class_plans(labels: np.ndarray, classes: tuple[str, ...], cfg: AugmentConfig
     parts = []
     for code, cls in enumerate(classes):
         rng = np.random.default_rng(class_seed(cfg.random_state, cls,
-                                               contents[code] if contents else ""))
+                                               sources[code] if sources else ""))
         rows = _class_rows(np.flatnonzero(labels == code), plan[cls], cfg.noises, rng, cls)
         rows["seed"] = rng.integers(0, 2**63 - 1, size=len(rows), dtype=np.int64)
         parts.append(rows)
@@ -189,14 +190,14 @@ RENDER_CHUNK = 1024  # augmented images rendered at a time
 def training_plan(index: pd.DataFrame, classes: tuple[str, ...],
                   cfg: AugmentConfig) -> tuple[pd.DataFrame, np.ndarray]:
     """The augmented training set of the images that ``index`` (path, split, label, one row
-    per stored image, and its ``content`` when known) puts in ``train``: its rows
+    per stored image, and its file's ``sha1`` when known) puts in ``train``: its rows
     (``plan_augmentation``, each with its source's ``path``), and the positions in
     ``index`` that ``source`` counts."""
     train = np.flatnonzero(index["split"].to_numpy() == "train")
     labels = index["label"].to_numpy()[train]
-    contents = (class_contents(index["content"].to_numpy()[train], labels, len(classes))
-                if "content" in index else None)
-    rows = plan_augmentation(labels, classes, cfg, contents)
+    sources = (class_contents(index["sha1"].to_numpy()[train], labels, len(classes))
+               if "sha1" in index else None)
+    rows = plan_augmentation(labels, classes, cfg, sources)
     rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"].to_numpy()])
     return rows, train
 

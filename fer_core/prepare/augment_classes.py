@@ -1,7 +1,7 @@
 """Section 5's augmentation per class: each class's noisy images made apart, then the set.
 
 A class's draws come from its own seed (``augment.class_seed``: the configured seed, the
-class and its images' content), so its noisy images depend on that class alone: a rerun
+class and its images' files), so its noisy images depend on that class alone: a rerun
 after one edited image renders that image's class again and reuses the others. The
 training set is then put together in its reshuffled order (``assembly``: kept with the
 plan, and used when the set is published into a run folder, so the store never holds a
@@ -30,18 +30,20 @@ class ClassPlan:
     train: np.ndarray  # positions in the index that ``source`` counts
     labels: np.ndarray  # the class code of each of them
     parts: list[pd.DataFrame]  # each class's rows (source, noise, class, seed), in order
-    contents: list[str]  # each class's images' content (augment.class_contents)
+    contents: list[str]  # what each class's pixels are made of (augment.class_contents)
     part: np.ndarray  # per row of ``rows``: its class code
     noisy: np.ndarray  # per row: its place among its class's noisy rows, or -1
 
 
 def class_plan(index: pd.DataFrame, classes: tuple[str, ...], cfg: AugmentConfig) -> ClassPlan:
-    """The plan of the images that ``index`` (path, split, label, content; one row per
-    stored image) puts in ``train``."""
+    """The plan of the images that ``index`` (path, split, label, sha1, content; one row per
+    stored image) puts in ``train``. The draws are seeded from the files (sha1), the keys
+    of the rendered parts from what the pixels are made of (content)."""
     train = np.flatnonzero(index["split"].to_numpy() == "train")
     labels = index["label"].to_numpy()[train]
+    sources = augment.class_contents(index["sha1"].to_numpy()[train], labels, len(classes))
     contents = augment.class_contents(index["content"].to_numpy()[train], labels, len(classes))
-    parts = augment.class_plans(labels, classes, cfg, contents)
+    parts = augment.class_plans(labels, classes, cfg, sources)
     rows, order = augment.shuffled(parts, classes, cfg)
     rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"].to_numpy()])
     part = np.concatenate([np.full(len(p), c, np.int64) for c, p in enumerate(parts)] or

@@ -22,7 +22,7 @@ from fer_core.prepare.manifest import KEPT
 # What a resized image is made of: its bytes (sha1) and the alignment applied to them.
 RESIZE_INPUTS = ("path", "sha1", "aligned", "left_eye_x", "left_eye_y", "right_eye_x",
                  "right_eye_y")
-INDEX_COLUMNS = ("path", "split", "label", "class", "batch", "row", "content")
+INDEX_COLUMNS = ("path", "split", "label", "class", "sha1", "batch", "row", "content")
 
 
 def align_plan(manifest: pd.DataFrame, cfg: align.AlignConfig) -> list[dict]:
@@ -71,13 +71,14 @@ def batch_key_lines(rows: pd.DataFrame) -> list[str]:
 def resize_index(manifest: pd.DataFrame, batches: Sequence[pd.DataFrame],
                  folders: Sequence[str], recipe: str = "") -> pd.DataFrame:
     """Where each resized image's pixels are: its batch's folder (``folders[i]`` holds
-    ``batches[i]``) and its row there, in ``store_rows`` order; and what they are made of
-    (``content``: a hash of the image's ``RESIZE_INPUTS`` and ``recipe``, the resizing's
-    config and code), which keys a later stage's work on some images alone."""
+    ``batches[i]``) and its row there, in ``store_rows`` order; its file's ``sha1``; and what
+    its pixels are made of (``content``: a hash of the image's ``RESIZE_INPUTS`` and
+    ``recipe``, the resizing's config and code), which keys a later stage's work on some
+    images alone."""
     where = {p: (folder, j, line) for folder, b in zip(folders, batches, strict=True)
              for j, (p, line) in enumerate(zip(b["path"].tolist(), batch_key_lines(b),
                                                strict=True))}
-    index = store_rows(manifest)[["path", "split", "label", "class"]].copy()
+    index = store_rows(manifest)[["path", "split", "label", "class", "sha1"]].copy()
     index["batch"] = [where[p][0] for p in index["path"]]
     index["row"] = np.array([where[p][1] for p in index["path"]], dtype=np.int64)
     index["content"] = [hashlib.sha256(f"{recipe}\n{where[p][2]}".encode()).hexdigest()[:32]

@@ -57,7 +57,7 @@ def test_pipeline_then_new_training_parameters_rerun_only_training(prefect_backe
         **{f"train/{c}": 30 for c in classes}, **{f"test/{c}": 10 for c in classes}})
     out = tmp_path / "run"
     args = ["pipeline", str(data), "--out", str(out), "--class-map", "fer2013",
-            "--model", "compact_cnn", "--batch-size", "32"]
+            "--model", "compact_cnn", "--batch-size", "8"]
     assert main([*args, "--epochs", "2"]) == 0
     metrics = json.loads((out / "reports" / "metrics.json").read_text())
     assert {"val", "test"} <= set(metrics) and "per_class" in metrics["test"]
@@ -83,20 +83,23 @@ def test_pipeline_then_new_training_parameters_rerun_only_training(prefect_backe
     assert [row["epoch"] for row in json.loads(history.data)] == [1, 2]
     assert latest_artifact("training-progress").data == 100.0
 
-    assert main([*args, "--epochs", "3"]) == 0
+    assert main([*args, "--epochs", "10"]) == 0
     after = results(out / "store")
     for stage in ("ingest", "duplicates", "split", "align", "aligned", "resize", "augment"):
         assert changed(first, after, stage) == (set(), set()), f"{stage} must stay cached"
     assert changed(first, after, "train")[0], "training reruns with its new parameters"
     history = store.read_csv(out / "reports" / "history.csv")
-    assert history["epoch"].tolist() == [1, 2, 3]
-    # Training learns: the loss falls well below a guess over 3 classes (ln 3 = 1.099) and its
-    # first epoch's. Measured: 1.109, 1.103, 0.955; untrained (lr 1e-7, seeds 0-2) the same
-    # faces end at 1.11-1.18, at most 0.04 below their first epoch. (Accuracy cannot tell them
-    # apart at this size: the model chosen on val answers one class there, 1/3 right, and
-    # an untrained one scores 1/3 on test too.)
+    assert history["epoch"].tolist() == list(range(1, 11))
+    # Training learns: the loss of its last three epochs falls well below a guess over 3
+    # classes (ln 3 = 1.099) and its first epoch's. 72 augmented faces are a noisy signal, so
+    # 90 steps, not 9 (3 epochs of 32 faces ended anywhere in 1.00-1.10 over seeds 0-3, as
+    # an untrained model does). Measured with `fer train --epochs 10 --batch-size 8` on these
+    # faces, mean of the last three: 0.947, 0.947, 0.844 (seeds 0-2); untrained (lr 1e-7)
+    # 1.117-1.145. (Accuracy cannot tell them apart at this size: the model chosen on val
+    # may answer one class there, 1/3 right, as an untrained one does.)
     loss = history["train_loss"].tolist()
-    assert loss[-1] < math.log(3) - 0.08 and loss[-1] < loss[0] - 0.1, loss
+    last = sum(loss[-3:]) / 3
+    assert last < math.log(3) - 0.08 and last < loss[0] - 0.1, loss
 
     # Cross-dataset evaluation: the same model on another folder, same pre-processing. A
     # class the model does not know is an error naming it, until it is left out.

@@ -17,21 +17,21 @@ CLASSES = ("a", "b", "c")
 CFG = AugmentConfig(plan="balance")
 
 
-def data(edit: int | None = None):
+def data(edit: int | None = None, recipe: str = ""):
     """46 stored 8x8 images in train/val/test over three unbalanced classes; ``edit``: one
-    image's content changed."""
+    image's file changed; ``recipe``: how every image is resized."""
     rng = np.random.default_rng(0)
     n = 46
     labels = np.array([0] * 20 + [1] * 10 + [2] * 16)
     split = np.array(["train", "train", "val", "test"] * 12)[:n]
     images = rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8)
-    content = [f"img{i}" for i in range(n)]
+    sha1 = [f"file{i}" for i in range(n)]
     if edit is not None:
         images[edit] = 255 - images[edit]
-        content[edit] = "edited"
+        sha1[edit] = "edited"
     index = pd.DataFrame({"path": [f"p{i:02d}" for i in range(n)], "split": split,
-                          "label": labels, "class": np.array(CLASSES)[labels],
-                          "content": content})
+                          "label": labels, "class": np.array(CLASSES)[labels], "sha1": sha1,
+                          "content": [f"{recipe}{f}" for f in sha1]})
     return index, images
 
 
@@ -68,3 +68,13 @@ def test_one_changed_image_changes_only_its_class():
     assert not before.parts[1]["seed"].equals(after.parts[1]["seed"])
     other = class_plan(index, CLASSES, AugmentConfig(plan="balance", random_state=1))
     assert all(part_key(before, c) != part_key(other, c) for c in range(3))
+
+
+def test_the_draws_are_the_files_not_how_they_are_resized():
+    """Another resizing (its config, its code's version or the machine's alignment numerics)
+    makes other pixels, so every class is rendered again; which images get which noise does
+    not move: a refactor of the resizing code must not change the training set's draws."""
+    before = class_plan(data()[0], CLASSES, CFG)
+    after = class_plan(data(recipe="resize code v2 ")[0], CLASSES, CFG)
+    pd.testing.assert_frame_equal(before.rows, after.rows)
+    assert all(part_key(before, c) != part_key(after, c) for c in range(3))

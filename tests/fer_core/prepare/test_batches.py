@@ -93,9 +93,11 @@ def test_batch_key_lines_are_the_reprs_of_each_images_inputs():
 
 
 def test_resize_index_says_which_folder_and_row_holds_each_image():
-    m = new_rows([{"path": p, "class": c, "label": lab, "split": s, "status": KEPT}
-                  for p, c, lab, s in (("a", "x", 0, "train"), ("b", "y", 1, "val"),
-                                       ("c", "x", 0, "test"), ("d", "y", 1, "train"))])
+    m = new_rows([{"path": p, "class": c, "label": lab, "split": s, "status": KEPT,
+                   "sha1": h}
+                  for p, c, lab, s, h in (("a", "x", 0, "train", "1"), ("b", "y", 1, "val", "2"),
+                                          ("c", "x", 0, "test", "3"),
+                                          ("d", "y", 1, "train", "4"))])
     parts = [pd.DataFrame({"path": ["d", "a"], "sha1": ["4", "1"]}),
              pd.DataFrame({"path": ["c", "b"], "sha1": ["3", "2"]})]
     folders = ["../batch/one", "../batch/two"]
@@ -110,7 +112,7 @@ def test_resize_index_says_which_folder_and_row_holds_each_image():
     assert content.is_unique
     assert index.to_dict("list") == {
         "path": ["a", "b", "c", "d"], "split": ["train", "val", "test", "train"],
-        "label": [0, 1, 0, 1], "class": ["x", "y", "x", "y"],
+        "label": [0, 1, 0, 1], "class": ["x", "y", "x", "y"], "sha1": ["1", "2", "3", "4"],
         "batch": ["../batch/one", "../batch/two", "../batch/two", "../batch/one"],
         "row": [1, 1, 0, 0]}
     assert index["row"].dtype == np.int64

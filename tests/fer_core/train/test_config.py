@@ -45,10 +45,11 @@ def test_bench_configs_load_and_keep_the_paper_class_weights_but_plain_accuracy_
     cfg = TrainConfig.from_file(path)
     # The benchmarks report what `fer train` gives users: the paper's class-weighted loss.
     # Except the recipes held to plain accuracy alone: FER+'s (as its paper reports it;
-    # balanced weights would count a contempt face ~70 times a neutral one), and the trial
-    # of the 30-minute recipe on the faces without the balancing copies (issue 32).
+    # balanced weights would count a contempt face ~70 times a neutral one), and issue 32's
+    # recipes on the faces without the balancing copies: the 30-minute trial and the
+    # shipped model's.
     assert TrainConfig().class_weights is True
-    assert cfg.class_weights is (path.stem not in {"ferplus", "cpu_30min_plain"})
+    assert cfg.class_weights is (path.stem not in {"ferplus", "cpu_30min_plain", "shipped"})
     # finetune_small names no model: --weights picks the checkpoint's (flows.train).
     want = {"gpu_resnet18": "resnet18", "finetune_small": "resnet18"}.get(path.stem, "vgg_faces")
     assert cfg.model == want
