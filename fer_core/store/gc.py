@@ -4,7 +4,10 @@ Run folders can be anywhere, so each run records in the store (``RUNS``) the res
 it found or made, as it goes: a store shared by several runs knows which results each one
 refers to. ``collect`` removes the results that no recorded, still existing run folder
 refers to (with the results and files tables they require), never one whose lock a live
-run holds, and with ``dry_run`` only lists them.
+run holds, and with ``dry_run`` only lists them. The tables that runs share and keep
+adding to (per-image hashes, the last near-duplicate search: one per way of making them)
+are recorded by the runs that read or write them, and go the same way: a table made by
+an older version of the hashing code is referred to by no run once those runs are gone.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from pathlib import Path
 from fer_core.store.files import read_json
 from fer_core.store.locks import is_locked, lock_path, update_json
 from fer_core.store.results import DONE, recording
+from fer_core.store.stage_files import HASHES, INGEST_FILES, SEARCHES
 
 __all__ = ["RUNS", "run_record", "records_run", "referenced", "collect"]
 
 RUNS = "runs"  # in the store: <run id>-<kind>.json = {"run": folder, "results": [...]}
 _KEY = re.compile(r"[0-9a-f]{24}")  # a result folder's name (fer_core.store.result_dir)
-_BESIDE = ("ingest-files",)  # tables named after a result folder, beside the results
+_BESIDE = (INGEST_FILES,)  # tables named after a result folder, beside the results
+_SHARED = (HASHES, SEARCHES)  # tables runs share, each recorded by the runs that use it
 
 
 def _record_path(store_root: Path, run_dir: Path, kind: str) -> Path:
@@ -94,7 +99,7 @@ def _results(store_root: Path) -> list[Path]:
     for dirpath, dirnames, _ in os.walk(store_root):
         here = Path(dirpath)
         if here == store_root:
-            dirnames[:] = [d for d in dirnames if d not in (RUNS, *_BESIDE)]
+            dirnames[:] = [d for d in dirnames if d not in (RUNS, *_BESIDE, *_SHARED)]
         for d in [d for d in dirnames if _KEY.fullmatch(d)]:
             out.append(here / d)
             dirnames.remove(d)
@@ -131,18 +136,19 @@ def _size(path: Path) -> int:
 
 
 def collect(store_root: str | os.PathLike, *, dry_run: bool = False) -> list[tuple[Path, int]]:
-    """Remove (or with ``dry_run`` only list) the store's results no live run refers to,
-    and the tables beside them; returns (path, bytes) of each. A result whose lock is held
-    (a run making it now) is left."""
+    """Remove (or with ``dry_run`` only list) the store's results and shared tables no live
+    run refers to, and the tables beside those results; returns (path, bytes) of each. One
+    whose lock is held (a run making or adding to it now) is left."""
     store_root = Path(store_root).resolve()
     live = referenced(store_root)
     names = {p.name for p in live}
     gone = []
-    for folder in _results(store_root):
-        if folder not in live:
-            size = _size(folder)
-            if _remove(folder, dry_run):
-                gone.append((folder, size))
+    shared = [t for d in _SHARED for t in sorted((store_root / d).glob("*.parquet"))]
+    for path in [*_results(store_root), *shared]:
+        if path not in live:
+            size = _size(path)
+            if _remove(path, dry_run):
+                gone.append((path, size))
     for beside in _BESIDE:
         for table in sorted((store_root / beside).glob("*")):
             if table.name.split(".")[0] not in names:
@@ -152,18 +158,22 @@ def collect(store_root: str | os.PathLike, *, dry_run: bool = False) -> list[tup
     return gone
 
 
-def _remove(folder: Path, dry_run: bool) -> bool:
-    """Remove ``folder`` under its lock, taken without waiting: False when held."""
+def _remove(path: Path, dry_run: bool) -> bool:
+    """Remove the result folder or table ``path`` under its lock, taken without waiting:
+    False when held."""
     if dry_run:
-        return not is_locked(folder)
-    lock = lock_path(folder)
+        return not is_locked(path)
+    lock = lock_path(path)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        shutil.rmtree(folder)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
         lock.unlink()
         return True
     finally:

@@ -176,7 +176,7 @@ _recorders_lock = threading.Lock()
 
 def note_result(out_dir: str | os.PathLike) -> None:
     """Tell the runs recording (``recording``) that they refer to this result, found by
-    other means (e.g. made by a worker process)."""
+    other means (e.g. made by a worker process), or to this table that runs share."""
     _note(Path(out_dir))
 
 

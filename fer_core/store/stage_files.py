@@ -23,7 +23,7 @@ from fer_core.store.arrays import ArrayWriter, read_rows, write_array
 from fer_core.store.files import Ref, read_json, write_csv, write_figure, write_frame, write_json
 from fer_core.store.locks import locked
 from fer_core.store.publish import publish_files
-from fer_core.store.results import DONE, cached, result_meta, run_stage
+from fer_core.store.results import DONE, cached, note_result, result_meta, run_stage
 
 MANIFEST = "manifest.parquet"
 IMAGES = "images.npy"
@@ -153,10 +153,12 @@ def hashes_path(store_root: str | os.PathLike, key: str) -> Path:
 def read_hashes(store_root: str | os.PathLike, key: str) -> dict[str, np.ndarray]:
     """The hashes kept so far (none when the table is missing or unreadable: a hint only,
     every entry is a pure function of the content its key names)."""
+    path = hashes_path(store_root, key)
     try:
-        table = pd.read_parquet(hashes_path(store_root, key))
+        table = pd.read_parquet(path)
     except Exception:  # noqa: BLE001 - a damaged table: hash those images again
         return {}
+    note_result(path)  # this run uses the table: gc keeps it while the run folder exists
     # Kept as int64 (Parquet's integers): the same 64 bits.
     return {k: np.asarray(h, np.int64).view(np.uint64)
             for k, h in zip(table["key"], table["hashes"], strict=True)}
@@ -172,6 +174,7 @@ def add_hashes(store_root: str | os.PathLike, key: str, new: Mapping[str, np.nda
         write_frame(path, pd.DataFrame({"key": list(table),
                                         "hashes": [np.asarray(h, np.uint64).view(np.int64).tolist()
                                                    for h in table.values()]}))
+    note_result(path)
 
 
 def last_search_path(store_root: str | os.PathLike, key: str) -> Path:
@@ -190,6 +193,7 @@ def read_last_search(store_root: str | os.PathLike,
             table = pd.read_parquet(path)
     except Exception:  # noqa: BLE001 - damaged or absent: search everything
         return None
+    note_result(path)
     # One table, so that no reader sees one run's rows with another's pairs: the rows
     # (role "row") and the pairs (role "pair", path_b set) share its columns.
     rows = table[table["role"] == "row"]
@@ -209,6 +213,7 @@ def write_last_search(store_root: str | os.PathLike, key: str, rows: pd.DataFram
                       ignore_index=True)
     with locked(path):
         write_frame(path, table)
+    note_result(path)
 
 
 # --- the files table beside each ingest result ------------------------------------------

@@ -193,3 +193,40 @@ def test_gc_removes_only_what_no_existing_run_refers_to(tmp_path):
         assert gc.collect(root) == listed
     assert not made["deleted"].exists() and made["kept"].is_dir() and live.is_dir()
     assert store.cached(Path(shared.path)) is not None
+
+
+def test_gc_removes_the_shared_tables_that_no_existing_run_used(tmp_path):
+    """Per-image hashes and the last near-duplicate search are tables runs share and add to,
+    one per way of making them: a table no existing run read or wrote (an older hashing
+    code's) goes, the others stay, and one a live run holds is left."""
+    import pandas as pd
+
+    from fer_core.store import stage_files as sf
+
+    root = tmp_path / "store"
+    rows = pd.DataFrame({"path": ["a.png", "b.png"], "sha1": ["1", "2"], "subset": ["", ""]})
+    pairs = pd.DataFrame({"path_a": ["a.png"], "path_b": ["b.png"], "probe": [0],
+                          "distance": [3], "fine_distance": [9]})
+    runs = {name: tmp_path / name for name in ("kept", "deleted")}
+    for run in runs.values():
+        run.mkdir()
+    with gc.run_record(root, runs["kept"], "prepare"):
+        sf.add_hashes(root, "new hashing", {"a": np.array([7], np.uint64)})
+        sf.write_last_search(root, "new search", rows, pairs)
+    with gc.run_record(root, runs["deleted"], "prepare"):
+        assert set(sf.read_hashes(root, "new hashing")) == {"a"}  # used by both runs
+        sf.add_hashes(root, "old hashing", {"b": np.array([8], np.uint64)})
+        sf.write_last_search(root, "old search", rows, pairs)
+    os.rename(runs["deleted"], tmp_path / "elsewhere")
+    old_hashes, old_search = (sf.hashes_path(root, "old hashing").resolve(),
+                              sf.last_search_path(root, "old search").resolve())
+    listed = gc.collect(root, dry_run=True)
+    assert sorted(p for p, _ in listed) == sorted([old_hashes, old_search])
+    assert dict(listed)[old_hashes] == old_hashes.stat().st_size
+    size = old_search.stat().st_size
+    with store.locked(old_hashes):  # a live run adding to it now
+        assert gc.collect(root) == [(old_search, size)]
+    assert not old_search.exists() and old_hashes.exists()
+    assert [p for p, _ in gc.collect(root)] == [old_hashes] and not old_hashes.exists()
+    assert set(sf.read_hashes(root, "new hashing")) == {"a"}
+    assert sf.read_last_search(root, "new search")[1]["path_b"].tolist() == ["b.png"]
