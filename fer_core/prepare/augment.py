@@ -187,21 +187,6 @@ def render_batch(images: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
 RENDER_CHUNK = 1024  # augmented images rendered at a time
 
 
-def training_plan(index: pd.DataFrame, classes: tuple[str, ...],
-                  cfg: AugmentConfig) -> tuple[pd.DataFrame, np.ndarray]:
-    """The augmented training set of the images that ``index`` (path, split, label, one row
-    per stored image, and its file's ``sha1`` when known) puts in ``train``: its rows
-    (``plan_augmentation``, each with its source's ``path``), and the positions in
-    ``index`` that ``source`` counts."""
-    train = np.flatnonzero(index["split"].to_numpy() == "train")
-    labels = index["label"].to_numpy()[train]
-    sources = (class_contents(index["sha1"].to_numpy()[train], labels, len(classes))
-               if "sha1" in index else None)
-    rows = plan_augmentation(labels, classes, cfg, sources)
-    rows.insert(1, "path", index["path"].to_numpy()[train][rows["source"].to_numpy()])
-    return rows, train
-
-
 def render_chunks(rows: pd.DataFrame, positions: np.ndarray,
                   read: Callable[[np.ndarray], np.ndarray],
                   chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:

@@ -86,25 +86,6 @@ def test_noise_changes_pixels_keeps_uint8_and_does_not_depend_on_batching():
     assert np.array_equal(add_noise(images[0], "none", 5), images[0])
 
 
-def test_training_plan_takes_the_train_rows_of_the_index_with_their_paths():
-    import pandas as pd
-
-    from fer_core.prepare.augment import training_plan
-
-    split = ["train", "val"] * 15 + ["test"] * 10
-    label = [0 if (i % 2 == 0 and i < 24) or i >= 30 else 1 for i in range(40)]
-    index = pd.DataFrame({"path": [f"p{i}" for i in range(40)], "split": split, "label": label})
-    before = index.copy()
-    rows, train = training_plan(index, ("a", "b"), AugmentConfig(plan="balance"))
-    pd.testing.assert_frame_equal(index, before)
-    assert train.tolist() == list(range(0, 30, 2))
-    assert list(rows.columns) == ["source", "path", "noise", "label", "class", "seed"]
-    assert rows["path"].tolist() == [f"p{train[s]}" for s in rows["source"]]
-    assert rows["label"].tolist() == [label[train[s]] for s in rows["source"]]
-    # 12 of a and 3 of b in train: balance adds 3 noisy copies per noise of b, 9 in all
-    assert rows["class"].value_counts().to_dict() == {"a": 12, "b": 12}
-
-
 def test_render_chunks_read_only_each_chunks_sources_and_match_one_by_one():
     import pandas as pd
 

@@ -4,7 +4,7 @@ the set rendered row by row, and one changed image changes only its class's draw
 import numpy as np
 import pandas as pd
 
-from fer_core.prepare.augment import AugmentConfig, render_chunks, training_plan
+from fer_core.prepare.augment import AugmentConfig, render_chunks
 from fer_core.prepare.augment_classes import (
     assemble,
     assembly,
@@ -38,9 +38,9 @@ def data(edit: int | None = None, recipe: str = ""):
 def test_assembled_from_classes_is_the_set_rendered_row_by_row():
     index, images = data()
     plan = class_plan(index, CLASSES, CFG)
-    rows, train = training_plan(index, CLASSES, CFG)
-    pd.testing.assert_frame_equal(plan.rows, rows)
-    assert np.array_equal(plan.train, train) and (rows["noise"] != "none").any()
+    rows, train = plan.rows, plan.train
+    assert train.tolist() == [i for i in range(46) if i % 4 < 2]  # data()'s train rows
+    assert (rows["noise"] != "none").any()
     oracle = np.concatenate(list(render_chunks(rows, train, lambda p: images[p])))
     rendered = {c: np.concatenate(list(render_class(plan, c, lambda p: images[p], chunk=4))
                                   or [np.zeros((0, 8, 8, 3), np.uint8)])
@@ -78,3 +78,21 @@ def test_the_draws_are_the_files_not_how_they_are_resized():
     after = class_plan(data(recipe="resize code v2 ")[0], CLASSES, CFG)
     pd.testing.assert_frame_equal(before.rows, after.rows)
     assert all(part_key(before, c) != part_key(after, c) for c in range(3))
+
+
+def test_class_plan_takes_the_train_rows_of_the_index_with_their_paths():
+    split = ["train", "val"] * 15 + ["test"] * 10
+    label = [0 if (i % 2 == 0 and i < 24) or i >= 30 else 1 for i in range(40)]
+    index = pd.DataFrame({"path": [f"p{i}" for i in range(40)], "split": split, "label": label,
+                          "sha1": [f"s{i}" for i in range(40)],
+                          "content": [f"c{i}" for i in range(40)]})
+    before = index.copy()
+    plan = class_plan(index, ("a", "b"), AugmentConfig(plan="balance"))
+    rows, train = plan.rows, plan.train
+    pd.testing.assert_frame_equal(index, before)
+    assert train.tolist() == list(range(0, 30, 2))
+    assert list(rows.columns) == ["source", "path", "noise", "label", "class", "seed"]
+    assert rows["path"].tolist() == [f"p{train[s]}" for s in rows["source"]]
+    assert rows["label"].tolist() == [label[train[s]] for s in rows["source"]]
+    # 12 of a and 3 of b in train: balance adds 3 noisy copies per noise of b, 9 in all
+    assert rows["class"].value_counts().to_dict() == {"a": 12, "b": 12}
