@@ -7,11 +7,15 @@ docs/MODEL_CARD_FERPLUS.md).
         --prepare-command "fer prepare fer2013/ --out RUN --class-map fer2013 \
 --subset test_private=fer2013/test_private.txt"
     python bench/ship_model.py bench/results/train_ferplus_crossentropy.json --model ferplus
+    python bench/ship_model.py bench/results/train_shipped_mixup.json \
+        --tta-result bench/results/tta_shipped_mixup.json --prepare-command "..."
 
 Every figure in a card comes from the result JSON that bench/train_fer2013.py or
 bench/train_ferplus.py wrote (never typed by hand); the FER+ card also shows the majority
-twin (train_ferplus_majority.json beside it) when it exists. The card's prose (limits,
-terms) is this script's template (bench/card_ferplus.py for FER+).
+twin (train_ferplus_majority.json beside it) when it exists; ``--tta-result`` (from
+bench/tta_fer2013.py) ships the test-time augmentation chosen there on validation, in the
+checkpoint's face spec, with that TTA's scores. The card's prose (limits, terms) is this
+script's template (bench/card_ferplus.py for FER+).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bench.measure import shown_command, shown_path  # noqa: E402
 from fer_core import store  # noqa: E402
 from fer_core.models.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
 from fer_core.models.reference import SHIPPED  # noqa: E402
+from fer_core.models.spec import FaceSpec, face_spec  # noqa: E402
 from fer_core.train.loop import _grey_faces  # noqa: E402
 
 WEIGHTS = REPO / "fer_core" / "models" / "weights"
@@ -45,7 +50,38 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
+TTA_WORDS = {"none": "no test-time augmentation", "hflip": "the mirror test-time augmentation",
+             "fivecrop": "five-crop test-time augmentation",
+             "tencrop": "ten-crop test-time augmentation (five crops and their mirrors)"}
+
+
+def _training(cfg: dict, result: dict) -> str:
+    """The recipe in words, from the config that ran."""
+    mix = [f"{k} (alpha {cfg[f'{k}_alpha']})" for k in ("mixup", "cutmix")
+           if cfg.get(f"{k}_alpha")]
+    loss = "class-weighted" if cfg["class_weights"] else "plain (unweighted)"
+    return (f"{cfg['epochs']} epochs of {cfg['optimizer'].upper()} with a {cfg['schedule']} "
+            f"schedule (peak lr {cfg['lr']}), batch {cfg['batch_size']}, {loss} cross-entropy "
+            f"with label smoothing {cfg['label_smoothing']}, random shift/zoom/rotation/mirror "
+            f"on the fly{', ' + ' and '.join(mix) if mix else ''}, bf16 on the CPU "
+            f"({cfg['cpu_amp']}). Model selection on validation macro-F1 (best epoch "
+            f"{result.get('best_epoch')}).")
+
+
+def _tta_section(tta: dict | None) -> str:
+    if not tta:
+        return ""
+    rows = ["| TTA | val accuracy | val macro-F1 |", "|---|---:|---:|"]
+    rows += [f"| `{m}` | {_pct(v['scores']['val']['accuracy'])} | "
+             f"{v['scores']['val']['macro_f1']:.4f} |" for m, v in tta["modes"].items()]
+    return (f"\nThe test-time augmentation was chosen on validation ({tta['chosen_on']}) by "
+            f"`bench/tta_fer2013.py`, `{tta['_source']}`; test and PrivateTest played no "
+            "part. It is in the checkpoint's face spec, so `fer evaluate`, `fer predict`, "
+            "`fer serve` and the exported files all apply it:\n\n" + "\n".join(rows) + "\n")
+
+
+def card(result: dict, meta: dict, prepare_command: str, weights: Path,
+         tta: dict | None = None) -> str:
     scores, run = result["scores"], result["run"]
     classes = meta["classes"]
     rows = ["| split | images | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
@@ -64,6 +100,10 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
     note = f"; {meta['preprocessing_note']}" if "preprocessing_note" in meta else ""
     work = pre["work_size"][0]
     weakest = min(classes, key=lambda c: scores["test"]["per_class_f1"][c])
+    noisy = "--augment none" not in prepare_command  # the paper's balancing copies
+    noise = " after the paper's class-balancing noise augmentation" if noisy else \
+        ", without the paper's class-balancing noise copies (`--augment none`)"
+    noise_step = ", class-balancing noise" if noisy else ""
     machine = result["machine"]
     return f"""# Model card: `{NAME}` (the default model of `fer predict`)
 
@@ -86,11 +126,11 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
 
 ## Training data and procedure
 - **Data**: FER2013 (Goodfellow et al., 2013): 48x48 grey faces from web image search. The
-  `train/` folder ({result['splits'].get('train', '?'):,} images after the paper's
-  class-balancing noise augmentation) was split 80/20 (stratified, seed 0) into training and
-  validation; `test/` (PublicTest + PrivateTest) was held out whole.
+  `train/` folder was split 80/20 (stratified, seed 0) into training and validation
+  ({result['splits'].get('train', '?'):,} training images{noise}); `test/` (PublicTest +
+  PrivateTest) was held out whole.
 - **Preparation** (the paper's, sections 4-5: SHA-1 deduplication, label conflicts resolved
-  in favour of the held-out test copy, MTCNN eye alignment, 96x96, class-balancing noise):
+  in favour of the held-out test copy, MTCNN eye alignment, 96x96{noise_step}):
 
       {prepare_command}
 
@@ -99,20 +139,15 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path) -> str:
 
       {run['command']}
 
-  {cfg['epochs']} epochs of {cfg['optimizer'].upper()} with a one-cycle schedule (peak lr
-  {cfg['lr']}), batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']},
-  class-weighted cross-entropy ({cfg['class_weights']}), random shift/zoom/rotation/mirror on
-  the fly, bf16 on the CPU ({cfg['cpu_amp']}), mirror test-time augmentation
-  ({cfg['hflip_tta']}). Model selection on validation macro-F1 (best epoch
-  {result.get('best_epoch')}).
+  {_training(cfg, result)}
 - **Cost**: {result['wall_seconds'] / 60:.1f} minutes of wall time for training plus
   evaluation on {machine.get('cpu_count')} CPU cores ({machine.get('cpu')}), peak RSS
   {round(result['peak_rss_mib']):,} MiB, on an otherwise idle machine (other processes took
   {100 * run['cpu']['other_processes_cpu_share']:.1f}% of the CPUs).
 
-## Results (float32, with the mirror test-time augmentation)
+## Results (float32, with {TTA_WORDS[face_spec(meta).tta]})
 {chr(10).join(rows)}
-
+{_tta_section(tta)}
 `test` is all of FER2013's test folder (PublicTest + PrivateTest); `test_private` is the
 PrivateTest half listed in `fer2013/test_private.txt`, on which most papers report.
 For reference (PrivateTest): mini-Xception 66%, the `fer` package's model 65.6%, VGG from
@@ -132,6 +167,11 @@ Training curves and confusion matrices: `bench/results/{result['name']}/`.
 - Grey, low-resolution (48 px) web faces, mostly frontal: accuracy drops on profile faces,
   heavy occlusion, children and in other capture conditions. Colour faces are turned grey
   first; that is how the model saw its training data, not a guarantee for colour photos.
+- FER2013 itself holds near-copies across its splits: 1,231 of the 7,178 test images (17%)
+  have a near-copy (the same photo re-cropped, re-encoded or retouched) in train or
+  validation (`bench/near_duplicates.py`; bench/README.md, near-duplicates), so the test
+  figures above are somewhat optimistic for unseen faces. Scores on other datasets were
+  measured outside this repository, each dataset as one test set.
 - One face crop at a time; expressions are posed or spontaneous snapshots, not video
   dynamics. Not for decisions about people (hiring, policing, health): expression is not
   emotion, and the data's demographics are unknown.
@@ -165,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the checkpoint goes (default fer_core/models/weights)")
     ap.add_argument("--card", type=Path, help="the model card (default "
                     "docs/MODEL_CARD.md, docs/MODEL_CARD_FERPLUS.md for ferplus)")
+    ap.add_argument("--tta-result", type=Path, help="bench/results/tta_<name>.json (from "
+                    "bench/tta_fer2013.py): ship the TTA chosen there on validation")
     args = ap.parse_args(argv)
     ferplus = args.model == "ferplus"
     if not ferplus and not args.prepare_command:
@@ -192,6 +234,17 @@ def main(argv: list[str] | None = None) -> int:
                 "preprocessing_note": f"grayscale set to {grey} at shipping: the run's "
                 "validation faces are grey (three equal channels); on grey faces the grey "
                 "step changes no input, so every figure here holds unchanged"}
+    tta = None
+    if args.tta_result:
+        tta = store.read_json(args.tta_result) | {"_source": shown_path(args.tta_result)}
+        if tta["checkpoint"]["sha256"] != store.file_sha256(best):
+            raise SystemExit(f"{args.tta_result} scored another checkpoint than {best}")
+        result["scores"] = tta["modes"][tta["chosen"]]["scores"]
+        spec = FaceSpec(**{**face_spec(meta).model_dump(), "tta": tta["chosen"]})
+        meta = {**meta, "face_spec": spec.model_dump(mode="json"),
+                "tta_note": f"{tta['chosen']} chosen on {tta['chosen_on']} by "
+                f"bench/tta_fer2013.py ({tta['_source']}); training's own validation used "
+                "its config's TTA"}
     args.weights_dir.mkdir(parents=True, exist_ok=True)
     target = args.weights_dir / f"{SHIPPED[args.model]}.pt"
     if best.stat().st_size > MAX_BYTES:  # checked before it replaces a shipped model
@@ -207,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     card_path = args.card or CARDS[args.model]
     text = (ferplus_card(result, meta, name=target.stem, weights_bytes=target.stat().st_size,
                          twin=_twin(args.result, result)) if ferplus
-            else card(result, meta, prepared_by, target))
+            else card(result, meta, prepared_by, target, tta))
     store.write_bytes(card_path, text.encode())
     print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MB), "
           f"{target.with_suffix('.json')}, {card_path}")

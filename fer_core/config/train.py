@@ -94,6 +94,9 @@ class TrainConfig(Config):
     label_mode: str | None = None
     patience: int = 10  # epochs without a better val macro-F1 before stopping; 0 = off
     hflip_tta: bool = False  # average with the mirrored image when evaluating
+    # Average over five crops at the working size too (fer_core.models.tta): with
+    # hflip_tta, ten views. Recorded in the checkpoint's face spec, as hflip_tta is.
+    crop_tta: bool = False
     device: str = "auto"  # auto | cpu | cuda | mps
     random_state: int = 0
     num_threads: int | None = None  # CPU threads; None = the cores this process may use

@@ -42,12 +42,14 @@ def run_sets(run_dir: str | os.PathLike, classes: Sequence[str],
 
 
 def score_run(checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
-              splits: Sequence[str] | None = None) -> tuple[dict[str, dict], dict]:
+              splits: Sequence[str] | None = None, *, tta: str | None = None
+              ) -> tuple[dict[str, dict], dict]:
     """(metrics per split, the checkpoint's meta); a file of votes' splits say the faces
-    their majority labels leave out (``majority.annotate``)."""
+    their majority labels leave out (``majority.annotate``). ``tta``: another TTA than the
+    face spec's (to choose one on validation)."""
     model, meta, device, spec = _loaded(checkpoint_path)
     sets = run_sets(run_dir, meta["classes"], splits)
-    metrics = score.evaluate_sets(model, sets, device=device, hflip_tta=spec.hflip_tta)
+    metrics = score.evaluate_sets(model, sets, device=device, tta=tta or spec.tta)
     return majority.annotate(metrics, run_dir), meta
 
 
@@ -60,7 +62,7 @@ def score_other(checkpoint_path: str | os.PathLike, prepared_dir: str | os.PathL
     # The data's labels index its own (sorted) classes; score in the model's indices.
     to_model = [model_classes.index(c) for c in saved.classes]
     logits = score.predict_logits(model, saved.images, device=device,
-                                  hflip_tta=spec.hflip_tta)
+                                  tta=spec.tta)
     scores = score.present_class_metrics(logits.cpu().numpy(),
                                          np.asarray(to_model)[saved.targets],
                                          model_classes, saved.classes)

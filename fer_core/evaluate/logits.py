@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from fer_core.models.tta import tta_logits, zoomed_size
 from fer_core.prepare.resize import SCALE
 from fer_core.runtime.device import autocast
 
@@ -26,12 +28,20 @@ def _model_device(model: nn.Module) -> torch.device:
 @torch.inference_mode()
 def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
                    device: torch.device | str | None = None, batch_size: int = 256,
-                   hflip_tta: bool = False, amp: bool = False,
+                   tta: str = "none", amp: bool = False,
                    channels_last: bool = False) -> torch.Tensor:
-    """Logits (N, C) as float32 on ``device`` (default: where the model's weights are);
-    ``images`` is uint8 NHWC, a memmap is fine."""
+    """Logits (N, C) as float32 on ``device`` (default: where the model's weights are),
+    averaged over the views of ``tta`` (``models.tta``); ``images`` is uint8 NHWC, a memmap
+    is fine."""
     device = torch.device(device) if device is not None else _model_device(model)
     model.eval()
+    work = getattr(model, "_orig_mod", model).work_size  # torch.compile keeps the module
+    side = zoomed_size(work)
+
+    def zoom(x: torch.Tensor) -> torch.Tensor:  # as the model resizes (registry.Normalized)
+        return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
+                             align_corners=False)
+
     out = []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
@@ -39,10 +49,7 @@ def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
         chunk = chunk if torch.is_tensor(chunk) else torch.from_numpy(np.array(chunk))
         x = to_input(chunk.to(device, non_blocking=True), channels_last=channels_last)
         with autocast(device, amp, cpu=amp):  # the caller chose bf16 for this device
-            logits = model(x).float()
-            if hflip_tta:  # faces are left-right symmetric: average the mirror's opinion
-                logits = (logits + model(x.flip(3)).float()) / 2
-        out.append(logits)
+            out.append(tta_logits(model, x, tta, zoom=zoom, work_size=work))
     if not out:
         raise ValueError("no images to predict")
     return torch.cat(out)
@@ -50,12 +57,12 @@ def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, *,
 
 def predict_proba(model: nn.Module, images_uint8_nhwc: np.ndarray, *,
                   device: torch.device | str | None = None, batch_size: int = 256,
-                  hflip_tta: bool = False) -> np.ndarray:
+                  tta: str = "none") -> np.ndarray:
     """Class probabilities (N, C) float32 for uint8 RGB images (N, H, W, 3)."""
     if images_uint8_nhwc.dtype != np.uint8 or images_uint8_nhwc.ndim != 4 \
             or images_uint8_nhwc.shape[-1] != 3:
         raise ValueError("images must be uint8 (N, H, W, 3) RGB, got "
                          f"{images_uint8_nhwc.dtype} {images_uint8_nhwc.shape}")
     logits = predict_logits(model, images_uint8_nhwc, device=device, batch_size=batch_size,
-                            hflip_tta=hflip_tta)
+                            tta=tta)
     return torch.softmax(logits, dim=1).cpu().numpy()

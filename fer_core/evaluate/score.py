@@ -55,16 +55,16 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
 
 def evaluate(model: nn.Module, saved: store.SavedSet, *,
              device: torch.device | str | None = None,
-             batch_size: int = 256, hflip_tta: bool = False) -> dict:
+             batch_size: int = 256, tta: str = "none") -> dict:
     """``classification_metrics`` of ``model`` on a saved split."""
     proba = predict_proba(model, saved.images, device=device, batch_size=batch_size,
-                          hflip_tta=hflip_tta)
+                          tta=tta)
     return classification_metrics(saved.targets, proba.argmax(axis=1), saved.classes)
 
 
 def evaluate_sets(model: nn.Module, sets: Mapping[str, store.SavedSet], *,
                   device: torch.device | str | None = None, batch_size: int = 256,
-                  hflip_tta: bool = False) -> dict[str, dict]:
+                  tta: str = "none") -> dict[str, dict]:
     """``classification_metrics`` on each of ``sets`` (in their order). A named subset
     (``test_private``) whose parent split is among them is scored from the parent's
     predictions, so its images are not classified twice."""
@@ -74,7 +74,7 @@ def evaluate_sets(model: nn.Module, sets: Mapping[str, store.SavedSet], *,
         if name not in predicted:
             predicted[name] = predict_logits(
                 model, sets[name].images, device=device, batch_size=batch_size,
-                hflip_tta=hflip_tta).argmax(dim=1).cpu().numpy()
+                tta=tta).argmax(dim=1).cpu().numpy()
         return predicted[name]
 
     metrics = {}

@@ -152,4 +152,4 @@ def face_proba(model: nn.Module, inputs: np.ndarray, spec: FaceSpec, *,
                device: torch.device | str | None = None, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, C) of the model's inputs, with the spec's TTA."""
     return evaluate.predict_proba(model, inputs, device=device, batch_size=batch_size,
-                                  hflip_tta=spec.hflip_tta)
+                                  tta=spec.tta)

@@ -20,7 +20,7 @@ from torch import nn
 
 from fer_core import UsageError, store
 from fer_core.models.registry import create_model, model_spec
-from fer_core.models.spec import trained_spec
+from fer_core.models.spec import config_tta, trained_spec
 
 FORMAT_VERSION = 1
 PACKAGE = "fer-pipeline"
@@ -128,7 +128,7 @@ def checkpoint_meta(*, model_name: str, classes: tuple[str, ...], config: dict,
     it learnt from (the sets' content hash, the starting checkpoint's ref and sha256)."""
     spec = model_spec(model_name)
     face = trained_spec(input_size=spec.input_size, grayscale=grayscale, mean=spec.mean,
-                        std=spec.std, hflip_tta=bool(config.get("hflip_tta")),
+                        std=spec.std, tta=config_tta(config),
                         prepared=prepared)
     return {"format": FORMAT_VERSION, "model": model_name, "classes": list(classes),
             "num_classes": len(classes),

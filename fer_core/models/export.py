@@ -4,7 +4,8 @@ Exported graphs keep the checkpoint's contract: input ``input``, float32 NCHW RG
 [0, 1] (uint8 / 255) at the model's input size, any batch size; output ``logits``. The
 mean/std normalisation is inside the model, so it is inside the graph too, and so is the
 face spec's TTA: with ``hflip`` the graph averages the logits of each face and its mirror,
-as ``fer evaluate`` and ``fer predict`` do. A JSON file beside the export (``<out>.json``)
+with ``tencrop`` those of its five crops and their mirrors, as ``fer evaluate`` and ``fer
+predict`` do. A JSON file beside the export (``<out>.json``)
 records the classes, the preprocessing and the face spec (``face_spec``), which the ONNX
 predictor (fer_core.infer.onnx) follows on photos.
 
@@ -30,6 +31,7 @@ from fer_core import UsageError, store
 from fer_core.models import checkpoint
 from fer_core.models.registry import to_grey
 from fer_core.models.spec import face_spec
+from fer_core.models.tta import tta_logits, zoomed_size
 
 FORMATS = ("onnx", "torchscript")
 INPUT, OUTPUT = "input", "logits"
@@ -59,19 +61,18 @@ def resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
 class ExportGraph(nn.Module):
     """A registry model (``models.registry.Normalized``) as exported: its grey conversion,
     resize to the working size (as matrices), normalisation and backbone, and the face
-    spec's flip TTA folded in (the mean of the logits of x and its mirror)."""
+    spec's TTA folded in (``models.tta``: the mean of the logits of its views)."""
 
-    def __init__(self, model: nn.Module, *, input_size: int, hflip_tta: bool):
+    def __init__(self, model: nn.Module, *, input_size: int, tta: str):
         super().__init__()
-        self.model, self.hflip_tta = model.eval(), hflip_tta
-        self.resize = model.work_size != input_size
-        self.register_buffer("matrix", resize_matrix(input_size, model.work_size))
+        self.model, self.tta, self.work = model.eval(), tta, model.work_size
+        self.register_buffer("matrix", resize_matrix(input_size, self.work))
+        self.register_buffer("zoom_matrix", resize_matrix(input_size, zoomed_size(self.work)))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of a whole face (input size) or of a crop (working size)."""
         m = self.model
-        if m.grayscale:
-            x = to_grey(x)
-        if self.resize:
+        if x.shape[-1] != self.work:  # static at export: the graph holds one branch
             x = self.matrix @ x @ self.matrix.T
         x = (x - m.mean) / m.std
         if x.shape[1] == 1:
@@ -79,9 +80,10 @@ class ExportGraph(nn.Module):
         return m.backbone(x).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hflip_tta:
-            return (self.logits(x) + self.logits(x.flip(3))) / 2
-        return self.logits(x)
+        if self.model.grayscale:
+            x = to_grey(x)
+        return tta_logits(self.logits, x, self.tta, work_size=self.work,
+                          zoom=lambda v: self.zoom_matrix @ v @ self.zoom_matrix.T)
 
 
 def example_input(input_size: int, cfg: ExportConfig) -> torch.Tensor:
@@ -135,7 +137,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, out: str | os.PathLike
     spec = face_spec(meta)
     size = spec.input_size
     make = to_onnx if cfg.format == "onnx" else to_torchscript
-    graph = ExportGraph(model, input_size=size, hflip_tta=spec.hflip_tta)
+    graph = ExportGraph(model, input_size=size, tta=spec.tta)
     ref = store.write_bytes(out, make(graph, size, cfg))
     info = {"format": cfg.format, "path": str(out), "sha256": ref.sha256,
             "opset": cfg.opset if cfg.format == "onnx" else None,

@@ -33,6 +33,11 @@ from pydantic import BaseModel, ConfigDict
 # (9.66 points; bench/results/predict_vs_evaluate_seam.json).
 MARGIN, SHIFT = -0.07, -0.015
 
+# Test-time augmentation (fer_core.models.tta): the mirror image, five crops at the working
+# size, or both (ten views).
+TTA_MODES = ("none", "hflip", "fivecrop", "tencrop")
+TTA = Literal["none", "hflip", "fivecrop", "tencrop"]
+
 
 class FaceSpec(BaseModel):
     """How one face is turned into the model's input, and how its outputs are combined."""
@@ -56,12 +61,8 @@ class FaceSpec(BaseModel):
     grayscale: bool = False
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
-    # Test-time augmentation: "hflip" averages the logits of the face and its mirror image.
-    tta: Literal["none", "hflip"] = "none"
-
-    @property
-    def hflip_tta(self) -> bool:
-        return self.tta == "hflip"
+    # Test-time augmentation: the logits averaged over the face's views (TTA_MODES).
+    tta: TTA = "none"
 
 
 def face_spec(meta: dict) -> FaceSpec:
@@ -70,7 +71,7 @@ def face_spec(meta: dict) -> FaceSpec:
     A checkpoint written before the spec existed gets the one it was trained and measured
     with, stated here: its faces were aligned by plain MTCNN landmarks without plausibility
     checks (the preparation of that time), framed by the measured margin and shift, and its
-    TTA is the training config's ``hflip_tta``.
+    TTA is the training config's (``hflip_tta``, ``crop_tta``).
     """
     if "face_spec" in meta:
         return FaceSpec(**meta["face_spec"])
@@ -82,10 +83,16 @@ def face_spec(meta: dict) -> FaceSpec:
         input_size=int(pre.get("image_size", [96])[0]),
         grayscale=bool(grey["value"] if isinstance(grey, dict) else grey),
         mean=tuple(norm.get("mean", (0.5, 0.5, 0.5))), std=tuple(norm.get("std", (0.25,) * 3)),
-        tta="hflip" if meta.get("config", {}).get("hflip_tta") else "none")
+        tta=config_tta(meta.get("config", {})))
 
 
-def trained_spec(*, input_size: int, grayscale: bool, mean, std, hflip_tta: bool,
+def config_tta(config: dict) -> str:
+    """The TTA of a training config (a dict): its ``hflip_tta`` and ``crop_tta``."""
+    hflip, crops = bool(config.get("hflip_tta")), bool(config.get("crop_tta"))
+    return ("tencrop" if hflip else "fivecrop") if crops else ("hflip" if hflip else "none")
+
+
+def trained_spec(*, input_size: int, grayscale: bool, mean, std, tta: str,
                  prepared: dict | None) -> FaceSpec:
     """The spec of a model trained now, on faces prepared with ``prepared`` (the ``config``
     of the run's prepare.json; None: the defaults): preparation checks landmarks, aligns
@@ -95,4 +102,4 @@ def trained_spec(*, input_size: int, grayscale: bool, mean, std, hflip_tta: bool
     return FaceSpec(landmark_checks=True, align=bool(align.get("enabled", True)),
                     border=resize.get("border", "replicate"), input_size=input_size,
                     grayscale=grayscale, mean=tuple(mean), std=tuple(std),
-                    tta="hflip" if hflip_tta else "none")
+                    tta=tta)

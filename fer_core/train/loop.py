@@ -25,6 +25,7 @@ from fer_core.evaluate import majority
 from fer_core.evaluate import score as ev
 from fer_core.models import checkpoint as ckpt
 from fer_core.models.registry import grey_input
+from fer_core.models.spec import config_tta
 from fer_core.models.transfer import set_backbone_frozen
 from fer_core.runtime import device as dev
 from fer_core.runtime.device import autocast, resolve_device, seed_everything, set_threads
@@ -112,10 +113,10 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor
              cfg: TrainConfig) -> dict:
     """Loss, accuracy and macro-F1 over ``loader`` (the epoch-end validation pass)."""
     model.eval()
-    logits, targets = [], []
+    logits, targets, tta = [], [], config_tta(cfg.model_dump())
     for xb, yb in loader:
         logits.append(ev.predict_logits(model, xb.to(device), device=device,
-                                        batch_size=len(xb), hflip_tta=cfg.hflip_tta,
+                                        batch_size=len(xb), tta=tta,
                                         amp=_amp(cfg, device),
                                         channels_last=cfg.channels_last))
         targets.append(yb.to(device))
@@ -286,7 +287,7 @@ def _finish(out: Path, best_pt: Path, model: nn.Module, sets: dict[str, store.Sa
     # A subset (test_private) is scored from its parent's predictions: no image twice.
     metrics = majority.annotate(ev.evaluate_sets(
         model, {s: v for s, v in sets.items() if s != "train"}, device=device,
-        batch_size=cfg.eval_batch_size, hflip_tta=cfg.hflip_tta), scored["run_dir"])
+        batch_size=cfg.eval_batch_size, tta=config_tta(cfg.model_dump())), scored["run_dir"])
     classes = sets["train"].classes
     ev.write_reports(out, metrics, pd.DataFrame(history), classes,
                      extra={"model": cfg.model, "best_epoch": best["epoch"],

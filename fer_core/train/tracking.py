@@ -189,7 +189,7 @@ def _log_model(mlflow, best_pt: Path):
 
     model, meta = checkpoint.load_model(best_pt)
     spec = face_spec(meta)
-    graph = ExportGraph(model, input_size=spec.input_size, hflip_tta=spec.hflip_tta).eval()
+    graph = ExportGraph(model, input_size=spec.input_size, tta=spec.tta).eval()
     example = example_input(spec.input_size, ExportConfig()).numpy()
     return mlflow.pytorch.log_model(
         graph, name=MODEL, input_example=example,

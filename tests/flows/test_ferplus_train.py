@@ -66,7 +66,9 @@ def test_published_ferplus_accuracy_is_the_models_on_majority_labels(
     with torch.inference_mode():
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
         logits = model(x)
-        if face_spec(meta).hflip_tta:
+        tta = face_spec(meta).tta
+        assert tta in ("none", "hflip")  # the oracle's views
+        if tta == "hflip":
             logits = (logits + model(x.flip(3))) / 2
     predicted = np.array(meta["classes"])[logits.argmax(dim=1).numpy()]
     truth = majority.loc[sources].to_numpy()

@@ -79,7 +79,9 @@ def test_the_cards_figures_are_the_result_jsons(tiny_ferplus, shipped):  # noqa:
     with torch.inference_mode():
         x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
         logits = model(x)
-        if face_spec(meta).hflip_tta:
+        tta = face_spec(meta).tta
+        assert tta in ("none", "hflip")  # the oracle's views
+        if tta == "hflip":
             logits = (logits + model(x.flip(3))) / 2
     accuracy = float(np.mean(logits.argmax(1).numpy() == test.targets))
     assert _row(card, "`test` (PrivateTest)")[2] == pytest.approx(100 * accuracy, abs=0.00501)

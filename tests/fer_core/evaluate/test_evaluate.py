@@ -43,7 +43,7 @@ def test_predict_proba_is_softmax_of_the_model_on_scaled_pixels():
     with torch.no_grad():
         expected = torch.softmax(model(x), dim=1).numpy()
     assert np.allclose(proba, expected, atol=1e-5)
-    tta = predict_proba(model, images, device="cpu", hflip_tta=True)
+    tta = predict_proba(model, images, device="cpu", tta="hflip")
     assert tta.shape == (5, 3) and not np.allclose(tta, proba)
     with pytest.raises(ValueError, match="uint8"):
         predict_proba(model, images.astype(np.float32) / 255, device="cpu")

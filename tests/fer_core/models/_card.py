@@ -30,5 +30,5 @@ def probabilities(shipped: Path, root: Path, paths: list[str], cfg: align.AlignC
             found["aligned"] = False
         faces.append(resize.resize_batch(images, found, resize.ResizeConfig(
             size=spec.input_size, border=spec.border)))
-    proba = evaluate.predict_proba(model, np.concatenate(faces), hflip_tta=spec.hflip_tta)
+    proba = evaluate.predict_proba(model, np.concatenate(faces), tta=spec.tta)
     return proba, meta

@@ -18,15 +18,16 @@ from fer_core.models.export import (
     to_onnx,
 )
 from fer_core.models.registry import create_model
+from fer_core.models.weights import DEFAULT_CHECKPOINT
 
 CLASSES = ("angry", "happy", "neutral")
 
 
-def make_checkpoint(path, name: str):
+def make_checkpoint(path, name: str, config: dict | None = None):
     torch.manual_seed(0)
     model = create_model(name, num_classes=len(CLASSES))
-    meta = checkpoint.checkpoint_meta(model_name=name, classes=CLASSES, config={}, epoch=0,
-                                      metrics={})
+    meta = checkpoint.checkpoint_meta(model_name=name, classes=CLASSES, config=config or {},
+                                      epoch=0, metrics={})
     checkpoint.save_checkpoint(path, {"model": checkpoint.cpu_state(model)}, meta)
     return checkpoint.load_model(path)[0]
 
@@ -51,6 +52,25 @@ def test_onnx_matches_torch(tmp_path, name, batches):
         got = onnx.predict_proba(x)
         assert got.shape == (n, len(CLASSES))
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_onnx_carries_the_ten_crop_tta(tmp_path):
+    """A checkpoint trained with crop_tta: the ONNX graph averages its ten views, as `fer
+    evaluate` does (a graph without them would answer differently on a real photo)."""
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed")
+    # The shipped weights: trained, so the views' logits differ (an untrained net's barely).
+    model, shipped = checkpoint.load_model(DEFAULT_CHECKPOINT)
+    meta = checkpoint.checkpoint_meta(model_name="vgg_faces", classes=shipped["classes"],
+                                      config={"hflip_tta": True, "crop_tta": True}, epoch=0,
+                                      metrics={}, grayscale=True)
+    checkpoint.save_checkpoint(tmp_path / "best.pt", {"model": checkpoint.cpu_state(model)},
+                               meta)
+    info = export_checkpoint(tmp_path / "best.pt", tmp_path / "m.onnx", ExportConfig())
+    assert info["tta_in_graph"] == "tencrop"
+    x = faces(4)
+    np.testing.assert_allclose(OnnxPredictor.load(tmp_path / "m.onnx").predict_proba(x),
+                               evaluate.predict_proba(model, x, tta="tencrop"),
+                               atol=1e-4, rtol=0)
 
 
 def test_torchscript_equals_torch(tmp_path):

@@ -19,11 +19,12 @@ from tests.fer_core.infer import _oracle
 CLASSES = ("Anger", "Happiness", "Neutral")
 
 
-def saved(tmp_path, *, prepared: dict | None, hflip_tta: bool) -> str:
+def saved(tmp_path, *, prepared: dict | None, hflip_tta: bool, crop_tta: bool = False) -> str:
     torch.manual_seed(0)
     model = create_model("compact_cnn", num_classes=len(CLASSES))
     meta = checkpoint.checkpoint_meta(model_name="compact_cnn", classes=CLASSES,
-                                      config={"hflip_tta": hflip_tta}, epoch=1, metrics={},
+                                      config={"hflip_tta": hflip_tta, "crop_tta": crop_tta},
+                                      epoch=1, metrics={},
                                       prepared=prepared)
     path = tmp_path / "best.pt"
     checkpoint.save_checkpoint(path, {"model": checkpoint.cpu_state(model)}, meta)
@@ -41,6 +42,9 @@ def test_training_writes_what_its_faces_went_through(tmp_path):
     default = face_spec(checkpoint.load_checkpoint(saved(tmp_path, prepared=None,
                                                          hflip_tta=False))[1])
     assert default.align and default.tta == "none"
+    tencrop = face_spec(checkpoint.load_checkpoint(saved(tmp_path, prepared=None, hflip_tta=True,
+                                                         crop_tta=True))[1])
+    assert tencrop.tta == "tencrop"  # every door reads the crops from here
 
 
 def test_a_no_align_model_is_fed_unrotated_faces(tmp_path, astronaut):
