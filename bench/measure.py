@@ -126,6 +126,22 @@ def shown_command(cmd: list[str]) -> str:
     return shlex.join(shown(str(a)) for a in cmd)
 
 
+def result_checkpoint(result: dict) -> Path:
+    """The best checkpoint of the result's training: the run's model (RUN/model/best.pt)
+    or one of its trainings (RUN/train/NAME/model/best.pt, where a later training has
+    taken the run's place), whichever was trained with the result's config to its epoch."""
+    run_dir = Path(result["run_dir"])
+    run_dir = run_dir if run_dir.is_absolute() else REPO / run_dir
+    from fer_core.models.checkpoint import load_checkpoint  # torch: only where needed
+
+    for best in [run_dir / "model" / "best.pt", *sorted(run_dir.glob("train/*/model/best.pt"))]:
+        meta = load_checkpoint(best)[1]
+        if meta["config"] == result["config"] and meta["epoch"] == result["best_epoch"]:
+            return best
+    raise SystemExit(f"{run_dir}: no checkpoint of this result's training (config and best "
+                     f"epoch {result['best_epoch']})")
+
+
 def write_result(path: Path, record: dict) -> Path:
     """``record`` as indented JSON at ``path``, the command and the machine first (taken
     now unless ``record`` has them)."""

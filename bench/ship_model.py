@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.card_ferplus import card as ferplus_card  # noqa: E402
-from bench.measure import shown_command, shown_path  # noqa: E402
+from bench.measure import result_checkpoint, shown_command, shown_path  # noqa: E402
 from fer_core import store  # noqa: E402
 from fer_core.models.checkpoint import is_grayscale, load_checkpoint, preprocessing  # noqa: E402
 from fer_core.models.reference import SHIPPED  # noqa: E402
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         trained_by, prepared_by = result["run"]["command"], args.prepare_command
     run_dir = Path(result["run_dir"])
     run_dir = run_dir if run_dir.is_absolute() else REPO / run_dir
-    best = run_dir / "model" / "best.pt"
+    best = result_checkpoint(result)
     payload, meta = load_checkpoint(best)  # weights_only: a checkpoint is data
     # Preprocessing follows the faces the model learnt from. Runs trained before the grey
     # check looked at validation judged the training split, whose per-channel noise copies

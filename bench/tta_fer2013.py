@@ -23,27 +23,14 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from measure import shown_path, write_result  # noqa: E402
+from measure import REPO, result_checkpoint, shown_path, write_result  # noqa: E402
 from train_fer2013 import scores  # noqa: E402
 
 from fer_core import store  # noqa: E402 - after the path set-up above
 from fer_core.evaluate.checkpoints import score_run  # noqa: E402
-from fer_core.models.checkpoint import load_checkpoint  # noqa: E402
 from fer_core.models.spec import TTA_MODES  # noqa: E402
 
 CHOSEN_ON = ("val", "macro_f1")
-
-
-def result_checkpoint(result: dict) -> Path:
-    """The run's model, refused unless it is the result's training (a later training or
-    `fer promote` may have replaced it)."""
-    run_dir = Path(result["run_dir"])
-    best = (run_dir if run_dir.is_absolute() else HERE.parent / run_dir) / "model" / "best.pt"
-    meta = load_checkpoint(best)[1]
-    if meta["config"] != result["config"] or meta["epoch"] != result["best_epoch"]:
-        raise SystemExit(f"{best} is not this result's training (epoch {meta['epoch']}, not "
-                         f"{result['best_epoch']}, or another config): `fer promote` it first")
-    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = store.read_json(args.result)
     best = result_checkpoint(result)
+    result_run = REPO / result["run_dir"]  # absolute stays absolute
     modes = {}
     for mode in TTA_MODES:
         t0 = time.perf_counter()
-        metrics, _ = score_run(best, best.parents[1], tta=mode)
+        metrics, _ = score_run(best, result_run, tta=mode)
         modes[mode] = {"scores": scores(metrics), "seconds": time.perf_counter() - t0}
         shown = {s: round(100 * m["accuracy"], 2) for s, m in modes[mode]["scores"].items()}
         print(f"{mode}: accuracy {shown} in {modes[mode]['seconds']:.0f} s", flush=True)

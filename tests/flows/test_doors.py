@@ -32,6 +32,7 @@ from fer_core.infer.onnx import OnnxPredictor
 from fer_core.infer.predict import PredictConfig, load_predictor
 from fer_core.models.checkpoint import load_model
 from fer_core.models.export import ExportConfig, export_checkpoint
+from fer_core.models.spec import face_spec
 from fer_core.models.weights import DEFAULT_CHECKPOINT, FERPLUS_CHECKPOINT
 from fer_core.serve.app import create_app
 from tests.conftest import REPO, extract_fer2013_subset
@@ -127,7 +128,8 @@ def test_onnx_and_http_agree_with_the_cli(photos, door, cli_rows, tmp_path):
     pytest.importorskip("onnxruntime")
     export_checkpoint(door.checkpoint, tmp_path / "m.onnx", ExportConfig())
     onnx = OnnxPredictor.load(tmp_path / "m.onnx")
-    assert onnx.spec.tta == "hflip"  # folded into the graph
+    # The checkpoint's TTA (hflip or tencrop for the shipped models), folded into the graph.
+    assert onnx.spec.tta == face_spec(load_model(door.checkpoint)[1]).tta
     cfg = PredictConfig(device="cpu")
     detector = load_predictor(door.checkpoint, cfg).detector
     want = probabilities(cli_rows)

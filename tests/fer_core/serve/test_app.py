@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from fer_core.datasets.bomb import bomb_png
 from fer_core.infer.predict import PredictConfig, load_predictor, predict_images
+from fer_core.models.checkpoint import load_checkpoint
+from fer_core.models.spec import face_spec
 from fer_core.models.weights import DEFAULT_CHECKPOINT
 from fer_core.serve.app import ServeConfig, create_app
 
@@ -79,7 +81,8 @@ def test_malformed_requests_get_a_4xx_naming_the_reason(client, photo, body, cty
 def test_health_model_page_and_unknown_routes(client):
     assert client.get("/health").json() == {"status": "ok"}
     info = client.get("/model").json()
-    assert info["face_spec"]["tta"] == "hflip" and len(info["classes"]) == 7
+    shipped = face_spec(load_checkpoint(DEFAULT_CHECKPOINT)[1])
+    assert info["face_spec"] == shipped.model_dump(mode="json") and len(info["classes"]) == 7
     assert info["metrics"]["test_private"]["n"] == 3589
     page = client.get("/")
     assert page.status_code == 200 and "Drop a photo" in page.text
