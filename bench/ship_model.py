@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         trained_by, prepared_by = result["run"]["command"], args.prepare_command
     run_dir = Path(result["run_dir"])
     run_dir = run_dir if run_dir.is_absolute() else REPO / run_dir
-    best = result_checkpoint(result)
+    # A FER+ run holds one training, and its result records only the config file's keys.
+    best = run_dir / "model" / "best.pt" if ferplus else result_checkpoint(result)
     payload, meta = load_checkpoint(best)  # weights_only: a checkpoint is data
     # Preprocessing follows the faces the model learnt from. Runs trained before the grey
     # check looked at validation judged the training split, whose per-channel noise copies
