@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from facenet_pytorch import MTCNN
 
 from fer_core.prepare import align, detect
@@ -62,9 +63,14 @@ def trusted(box, points, spec: dict) -> bool:
 @torch.inference_mode()
 def probabilities(model: torch.nn.Module, inputs: np.ndarray, spec: dict) -> np.ndarray:
     x = torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0
-    logits = model.eval()(x)
-    if spec["tta"] == "hflip":
-        logits = (logits + model(torch.flip(x, dims=[3]))) / 2
+    views = [x]
+    if spec["tta"] in ("fivecrop", "tencrop"):  # torchvision's crops of the face zoomed 10%
+        w = model.work_size
+        side = int(round(w * 1.1))
+        views = list(TF.five_crop(TF.resize(x, [side, side], antialias=True), [w, w]))
+    if spec["tta"] in ("hflip", "tencrop"):
+        views += [torch.flip(v, dims=[3]) for v in views]
+    logits = torch.stack([model.eval()(v) for v in views]).mean(0)
     return torch.softmax(logits, dim=1).numpy()
 
 

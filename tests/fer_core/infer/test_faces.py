@@ -35,7 +35,7 @@ def tilted(astronaut):
 
 def test_inputs_and_probabilities_are_the_oracles(predictor, tilted):
     spec = _oracle.spec_of(DEFAULT_CHECKPOINT)
-    assert spec["tta"] == "hflip" and spec["align"]  # the shipped model's stated spec
+    assert spec["tta"] == "tencrop" and spec["align"]  # the shipped model's stated spec
     faces, inputs, levelled = photo_inputs([tilted], predictor.detector, predictor.spec)
     (found,) = faces
     assert len(found) == 1 and levelled == [True]
@@ -98,16 +98,17 @@ def test_a_photo_with_an_exif_rotation_gets_its_upright_twins_answer(predictor, 
 
 
 def test_checkpoints_without_a_spec_get_the_one_they_were_measured_with(tmp_path):
-    """A checkpoint from before the spec: aligned, no landmark checks, the measured framing
-    (-0.07, -0.015), the TTA of its training config, as the shipped model states it."""
+    """A checkpoint from before the spec (the model shipped until 2026-12-03 was one): aligned,
+    no landmark checks, the measured framing (-0.07, -0.015), its preprocessing's size and
+    grey, and the TTA of its training config (hflip_tta; crop_tta did not exist)."""
     shutil.copy(DEFAULT_CHECKPOINT, tmp_path / "old.pt")
     meta = json.loads(DEFAULT_CHECKPOINT.with_suffix(".json").read_text())
-    stated = meta.pop("face_spec")
+    meta.pop("face_spec")
+    meta["config"].pop("crop_tta", None)
     (tmp_path / "old.json").write_text(json.dumps(meta))
-    old = load_predictor(tmp_path / "old.pt", PredictConfig(device="cpu"))
-    assert old.spec.model_dump(mode="json") == stated
-    assert (stated["margin"], stated["shift"], stated["landmark_checks"]) == (-0.07, -0.015,
-                                                                              False)
+    old = load_predictor(tmp_path / "old.pt", PredictConfig(device="cpu")).spec
+    assert (old.align, old.landmark_checks, old.margin, old.shift) == (True, False, -0.07, -0.015)
+    assert (old.input_size, old.grayscale, old.tta) == (96, True, "hflip")
 
 
 def test_detection_agrees_with_bare_mtcnn(predictor, tilted):
