@@ -81,7 +81,7 @@ def _tta_section(tta: dict | None) -> str:
 
 
 def card(result: dict, meta: dict, prepare_command: str, weights: Path,
-         tta: dict | None = None) -> str:
+         tta: dict | None = None, *, balanced: bool = True) -> str:
     scores, run = result["scores"], result["run"]
     classes = meta["classes"]
     rows = ["| split | images | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
@@ -100,10 +100,9 @@ def card(result: dict, meta: dict, prepare_command: str, weights: Path,
     note = f"; {meta['preprocessing_note']}" if "preprocessing_note" in meta else ""
     work = pre["work_size"][0]
     weakest = min(classes, key=lambda c: scores["test"]["per_class_f1"][c])
-    noisy = "--augment none" not in prepare_command  # the paper's balancing copies
-    noise = " after the paper's class-balancing noise augmentation" if noisy else \
+    noise = " after the paper's class-balancing noise augmentation" if balanced else \
         ", without the paper's class-balancing noise copies (`--augment none`)"
-    noise_step = ", class-balancing noise" if noisy else ""
+    noise_step = ", class-balancing noise" if balanced else ""
     machine = result["machine"]
     return f"""# Model card: `{NAME}` (the default model of `fer predict`)
 
@@ -181,6 +180,12 @@ FER2013 is research data (the ICML 2013 representation-learning challenge); thes
 are derived from it and are for research use under the data's terms. The images themselves
 are not in this repository.
 """
+
+
+def _balanced(run_dir: Path) -> bool:
+    """Whether the run's training set holds the paper's class-balancing noise copies (its
+    prepare.json's augment plan), as the card says."""
+    return store.read_json(run_dir / "prepare.json")["config"]["augment"]["plan"] != "none"
 
 
 def _twin(path: Path, result: dict) -> dict | None:
@@ -261,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     card_path = args.card or CARDS[args.model]
     text = (ferplus_card(result, meta, name=target.stem, weights_bytes=target.stat().st_size,
                          twin=_twin(args.result, result)) if ferplus
-            else card(result, meta, prepared_by, target, tta))
+            else card(result, meta, prepared_by, target, tta, balanced=_balanced(run_dir)))
     store.write_bytes(card_path, text.encode())
     print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MB), "
           f"{target.with_suffix('.json')}, {card_path}")

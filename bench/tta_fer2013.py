@@ -2,14 +2,14 @@
 
     python bench/tta_fer2013.py bench/results/train_shipped_mixup.json
 
-Scores the result's model (its RUN_DIR/model/best.pt, checked to be that training: same
-config, same epoch) on every saved split with each TTA of ``fer_core.models.tta`` (none,
-mirror, five crops, ten crops) through ``fer_core.evaluate.checkpoints.score_run``, what
-``fer evaluate`` runs, and chooses the TTA with the best validation macro-F1: the rule that
-chose the epoch. Test and PrivateTest are only reported. Writes bench/results/tta_<name>.json
-(the scores and the scoring time of each TTA, the choice, the checkpoint's sha256, the
-command and the machine); ``bench/ship_model.py --tta-result`` ships the model with that
-choice. Not a test.
+Scores the result's model (the checkpoint in RUN_DIR trained with the result's config to
+its best epoch: ``measure.result_checkpoint``) on every saved split with each TTA of
+``fer_core.models.tta`` (none, mirror, five crops, ten crops) through
+``fer_core.evaluate.checkpoints.score_run``, what ``fer evaluate`` runs, and chooses the
+TTA with the best validation macro-F1: the rule that chose the epoch. Test and PrivateTest
+are only reported. Writes bench/results/tta_<name>.json (the scores and the scoring time of
+each TTA, the choice, the checkpoint's sha256, the command and the machine);
+``bench/ship_model.py --tta-result`` ships the model with that choice. Not a test.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ before torch loads.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -35,8 +35,8 @@ MARGIN, SHIFT = -0.07, -0.015
 
 # Test-time augmentation (fer_core.models.tta): the mirror image, five crops at the working
 # size, or both (ten views).
-TTA_MODES = ("none", "hflip", "fivecrop", "tencrop")
 TTA = Literal["none", "hflip", "fivecrop", "tencrop"]
+TTA_MODES = get_args(TTA)
 
 
 class FaceSpec(BaseModel):
