@@ -32,6 +32,7 @@ from measure import (  # noqa: E402
     free_port,
     mib,
     now,
+    shown_command,
     tree_rss,
     wait_http,
     write_result,
@@ -217,7 +218,7 @@ def main() -> None:
         server.wait(timeout=30)
     bare = bare_seconds(photos)
     result = {
-        "server_command": " ".join(cmd), "photos": f"{len(photos)} FER2013 test faces planted "
+        "server_command": shown_command(cmd), "photos": f"{len(photos)} FER2013 test faces planted "
         "in 640x480 JPEG photos (fer_core.datasets.planted)", "startup_seconds": round(startup, 2),
         "one_client": one, "eight_clients": eight,
         "bare_detect_classify_ms": round(bare * 1000, 1),
